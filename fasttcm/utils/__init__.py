@@ -1,0 +1,1 @@
+"""Utilities: visualization of polygons, rotated boxes and score maps."""
