@@ -5,6 +5,8 @@ from .layers import _C as _ops  # noqa: E402  (first: provides detectron2._C bef
 
 _ops.install_as_detectron2_C()
 
+from . import config, data  # noqa: E402,F401  (registers datasets)
+
 
 def detectron2_ops_source() -> str:
     """Say where detectron2's ops come from: its compiled extension or fasttcm's PyTorch implementations."""

@@ -3,6 +3,7 @@ from pathlib import Path
 
 from detectron2.config import get_cfg
 from detectron2.engine import default_setup
+from detectron2.utils.logger import setup_logger
 
 from ..config import add_fasttcm_config
 
@@ -37,4 +38,12 @@ def setup(args):
     """``tools/*`` entry: config from ``args.config_file`` and ``args.opts``, frozen, then ``default_setup``."""
     cfg = load_config(args.config_file, args.opts)
     default_setup(cfg, args)
+    # fasttcm's own loggers (dataset load summaries, repair warnings, evaluation tables) to the console and log file
+    setup_logger(output=cfg.OUTPUT_DIR, distributed_rank=_rank(), name="fasttcm")
     return cfg
+
+
+def _rank():
+    from detectron2.utils import comm
+
+    return comm.get_rank()
