@@ -11,3 +11,6 @@ from .datasets import (  # noqa: F401
     register_text_dataset,
     render_synthetic_text_image,
 )
+from . import db_targets, rotated_mapper, rotated_transforms, text_mapper, transforms  # noqa: F401,E402
+from .rotated_mapper import RotatedDatasetMapper  # noqa: F401,E402
+from .text_mapper import TextDatasetMapper  # noqa: F401,E402
