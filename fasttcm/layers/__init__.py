@@ -1,0 +1,15 @@
+"""Ops on rotated boxes, and Detectron2's compiled ops in PyTorch. Imports nothing from detectron2.
+
+Public API (rotated boxes are ``(cx, cy, w, h, angle_degrees)``, angle counter-clockwise on a y-down image, as in
+``detectron2.structures.RotatedBoxes``):
+
+* :func:`box_iou_rotated` (Tensor[N,5], Tensor[M,5]) -> Tensor[N,M] exact IoU
+* :func:`nms_rotated` / :func:`batched_nms_rotated` -> int64 kept indices by decreasing score
+* :func:`roi_align_rotated` / :class:`ROIAlignRotated` -> Tensor[R, C, ph, pw], differentiable
+
+``fasttcm.layers._C`` stands in for ``detectron2._C`` when detectron2 is installed without compiled ops.
+"""
+from . import _C  # noqa: F401  (first: it may already be loaded as detectron2._C's implementation)
+from .rotated import ROIAlignRotated, batched_nms_rotated, box_iou_rotated, nms_rotated, roi_align_rotated
+
+__all__ = ["box_iou_rotated", "nms_rotated", "batched_nms_rotated", "roi_align_rotated", "ROIAlignRotated"]
