@@ -30,6 +30,9 @@ $(VENV)/.fasttcm-installed: $(VENV)/.torch-installed setup.py tools/install_dete
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS) tests
 
+demo: setup
+	$(PY) tools/quickstart.py
+
 bench: setup
 	$(PY) tools/benchmark_ops.py
 

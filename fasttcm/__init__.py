@@ -5,7 +5,15 @@ from .layers import _C as _ops  # noqa: E402  (first: provides detectron2._C bef
 
 _ops.install_as_detectron2_C()
 
-from . import config, data  # noqa: E402,F401  (registers datasets)
+import warnings as _warnings  # noqa: E402
+
+with _warnings.catch_warnings():
+    # fvcore and detectron2.modeling call torch.jit.script at import time, which recent torch deprecates
+    _warnings.filterwarnings("ignore", message=".*torch.jit.script.* is deprecated", category=FutureWarning)
+    import detectron2.layers  # noqa: F401
+    import detectron2.modeling  # noqa: F401
+
+from . import config, data, evaluation, modeling  # noqa: E402,F401  (registers datasets, backbones, heads)
 
 
 def detectron2_ops_source() -> str:

@@ -27,7 +27,7 @@ def load_config(config_file=None, opts=None, freeze=True):
     if opts:
         try:
             cfg.merge_from_list(list(opts))
-        except KeyError as e:
+        except (KeyError, AssertionError) as e:  # yacs asserts on unknown keys given as opts
             raise KeyError(f"command-line opts: {e.args[0] if e.args else e}") from None
     if freeze:
         cfg.freeze()

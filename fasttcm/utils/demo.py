@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Run a fasttcm model on images, folders or a video and draw its predictions.
 
 For every input picture it writes <output>/<name>.jpg (text polygons with scores, or oriented boxes with class
@@ -15,7 +14,6 @@ import glob
 import json
 import logging
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -133,5 +131,4 @@ def main(argv=None):
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+run_demo = main
