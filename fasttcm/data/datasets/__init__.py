@@ -11,3 +11,5 @@ from .text import LoadStats, TextInstance, load_gt_file, load_text_dataset, regi
 
 register_all_text()
 synthetic_text.register_builtin_synthetic_text()
+
+from . import dota, synthetic_aerial  # noqa: F401,E402  (registers dota_v1_* and synthetic_aerial_*)
