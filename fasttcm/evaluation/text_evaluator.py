@@ -60,7 +60,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
 
-from ..structures import rotated_boxes_to_corners
+from ..data.dota.geometry import rboxes_to_quads
 from . import text_eval as te
 
 __all__ = ["TextDetEvaluator", "DEFAULT_SWEEP"]
@@ -157,7 +157,7 @@ class TextDetEvaluator(DatasetEvaluator):
             elif inst.has("pred_boxes"):
                 b = _to_numpy(inst.pred_boxes)
                 if b.ndim == 2 and b.shape[1] == 5:
-                    polys = list(rotated_boxes_to_corners(b))
+                    polys = list(rboxes_to_quads(b))
                 elif b.ndim == 2 and b.shape[1] == 4:
                     x0, y0, x1, y1 = b.T
                     polys = list(np.stack([np.stack([x0, y0], 1), np.stack([x1, y0], 1),

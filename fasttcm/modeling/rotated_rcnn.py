@@ -12,7 +12,7 @@ import torch
 from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN
 
-from ..structures import rotated_boxes_to_corners
+from ..data.dota.geometry import rboxes_to_quads
 from .losses import score_map_class_loss
 
 _SUPERSAMPLE = 4  # sub-cells per score-map cell side used to measure box coverage
@@ -26,7 +26,7 @@ def rotated_box_class_masks(boxes: np.ndarray, classes: np.ndarray, num_classes:
     """
     h, w = out_hw
     fine = np.zeros((num_classes, h * _SUPERSAMPLE, w * _SUPERSAMPLE), dtype=np.float32)
-    corners = rotated_boxes_to_corners(boxes) * (_SUPERSAMPLE / stride)
+    corners = rboxes_to_quads(boxes) * (_SUPERSAMPLE / stride)
     for k, quad in zip(np.asarray(classes, dtype=np.int64), corners):
         _fill_convex(fine[k], quad)
     cover = fine.reshape(num_classes, h, _SUPERSAMPLE, w, _SUPERSAMPLE).mean(axis=(2, 4)).astype(np.float32)
