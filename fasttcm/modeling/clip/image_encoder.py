@@ -1,0 +1,162 @@
+"""CLIP's ModifiedResNet as a multi-scale image encoder, with a dense attention pool.
+
+``CLIPImageEncoder`` wraps an open_clip ``ModifiedResNet`` (kept whole as ``self.visual``, so its parameter names
+are CLIP's ``visual.*`` names) and returns Detectron2-style feature maps res2..res5. Its :meth:`pool` runs CLIP's
+attention pool on res5 at any grid size, with the learned positional embedding resized bicubically from CLIP's
+pre-training grid (7x7 for RN50) to the feature grid.
+"""
+from typing import Dict, Tuple
+
+import torch
+import torch.nn.functional as F
+from detectron2.layers import FrozenBatchNorm2d, ShapeSpec
+from open_clip.modified_resnet import ModifiedResNet
+from torch import nn
+
+__all__ = ["CLIPImageEncoder", "resize_attnpool_positional_embedding"]
+
+_STAGES = ("res2", "res3", "res4", "res5")
+DENSE_POOL_MODES = ("attention", "value")
+
+
+def resize_attnpool_positional_embedding(pos: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """Resize CLIP's attention-pool positional embedding to an ``h`` x ``w`` grid.
+
+    Args:
+        pos: (1 + s*s, C): the embedding of the pooled (mean) token followed by an s x s grid, row-major.
+    Returns:
+        (1 + h*w, C): the first row unchanged, the grid resized with bicubic interpolation (align_corners=False).
+    """
+    n, c = pos.shape
+    s = int(round((n - 1) ** 0.5))
+    if s * s != n - 1:
+        raise ValueError(f"attention-pool positional embedding of {n} rows is not 1 + a square grid")
+    if (h, w) == (s, s):
+        return pos
+    grid = pos[1:].reshape(1, s, s, c).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid, size=(h, w), mode="bicubic", align_corners=False)
+    return torch.cat([pos[:1], grid.permute(0, 2, 3, 1).reshape(h * w, c)], dim=0)
+
+
+class CLIPImageEncoder(nn.Module):
+    """CLIP ModifiedResNet returning res2..res5 (strides 4, 8, 16, 32) and, on demand, the attention pool.
+
+    For RN50: 3-conv stem, bottleneck stages [3, 4, 6, 3] with 256/512/1024/2048 output channels; the attention
+    pool maps res5 (2048 channels) to CLIP's 1024-d embedding space.
+
+    Args:
+        visual: an open_clip ``ModifiedResNet`` (its weights are used as they are).
+        with_pool: keep the attention pool (False drops it: mode ``baseline`` needs no embeddings).
+        norm: "FrozenBN" (BatchNorm statistics and affine fixed: Detectron2's usual choice for small batches),
+            "BN" (trainable, batch statistics in training) or "SyncBN".
+        freeze_at: 0 trains everything; k >= 1 sets requires_grad=False on the stem (1) and res2..res{k}.
+        dense_pool: how :meth:`pool` makes the dense embedding, see there.
+    """
+
+    def __init__(self, visual: ModifiedResNet, with_pool: bool = True, norm: str = "FrozenBN",
+                 freeze_at: int = 0, dense_pool: str = "attention"):
+        super().__init__()
+        if not isinstance(visual, ModifiedResNet):
+            raise TypeError(f"CLIPImageEncoder needs an open_clip ModifiedResNet, got {type(visual).__name__}")
+        if dense_pool not in DENSE_POOL_MODES:
+            raise ValueError(f"dense_pool must be one of {DENSE_POOL_MODES}, got {dense_pool!r}")
+        if not with_pool:
+            visual.attnpool = None
+        self.visual = _convert_norm(visual, norm)
+        self.dense_pool = dense_pool
+        width = visual.conv3.out_channels  # stem width (64 for RN50)
+        self._channels = {name: width * 4 * 2 ** i for i, name in enumerate(_STAGES)}
+        self._strides = {name: 4 * 2 ** i for i, name in enumerate(_STAGES)}
+        self.embed_dim = visual.output_dim if with_pool else 0
+        self._freeze(freeze_at)
+
+    # ------------------------------------------------------------------------------------------ trunk --
+    def output_shape(self) -> Dict[str, ShapeSpec]:
+        return {k: ShapeSpec(channels=self._channels[k], stride=self._strides[k]) for k in _STAGES}
+
+    def _freeze(self, freeze_at: int):
+        blocks = [self.visual.conv1, self.visual.bn1, self.visual.conv2, self.visual.bn2, self.visual.conv3,
+                  self.visual.bn3], [self.visual.layer1], [self.visual.layer2], [self.visual.layer3], [
+            self.visual.layer4]
+        if not 0 <= freeze_at <= len(blocks):
+            raise ValueError(f"FREEZE_AT must be in 0..{len(blocks)}, got {freeze_at}")
+        for group in blocks[:freeze_at]:
+            for m in group:
+                for p in m.parameters():
+                    p.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """(B, 3, H, W) normalized images -> {"res2": (B, 4w, H/4, W/4), ..., "res5": (B, 32w, H/32, W/32)}."""
+        v = self.visual
+        x = v.stem(x)
+        out = {}
+        for name, layer in zip(_STAGES, (v.layer1, v.layer2, v.layer3, v.layer4)):
+            x = layer(x)
+            out[name] = x
+        return out
+
+    # ------------------------------------------------------------------------------ attention pool --
+    def pool(self, res5: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """CLIP's attention pool on a res5 map of any size.
+
+        The tokens are [mean of res5; every res5 pixel] plus the resized positional embedding. The global
+        embedding g is the pooled token's attention output, exactly CLIP's image embedding when the grid is CLIP's
+        own (7x7 for RN50 at 224 px). The dense embedding I is, per ``dense_pool``:
+
+        * ``"attention"``: every pixel token's output of the same multi-head attention (each pixel attends to all
+          tokens), as the DenseCLIP/TCM reference code does;
+        * ``"value"``: the value path only, c_proj(v_proj(token)) per pixel (MaskCLIP style), which skips the
+          query/key projections of all pixels (cheaper; g is still exact).
+
+        Args:
+            res5: (B, C5, h, w), C5 = 2048 for RN50.
+        Returns:
+            g: (B, E) and I: (B, E, h, w), E = CLIP embedding width (1024 for RN50).
+        """
+        ap = self.visual.attnpool
+        if ap is None:
+            raise RuntimeError("this image encoder was built without its attention pool (mode 'baseline')")
+        b, c, h, w = res5.shape
+        tokens = res5.flatten(2).transpose(1, 2)  # (B, hw, C5)
+        tokens = torch.cat([tokens.mean(dim=1, keepdim=True), tokens], dim=1)
+        tokens = tokens + resize_attnpool_positional_embedding(ap.positional_embedding, h, w).to(tokens.dtype)
+        heads = ap.num_heads
+        d = c // heads
+        v = ap.v_proj(tokens).view(b, -1, heads, d).transpose(1, 2)  # (B, heads, 1+hw, d)
+        if self.dense_pool == "attention":
+            q = ap.q_proj(tokens).view(b, -1, heads, d).transpose(1, 2)
+            k = ap.k_proj(tokens).view(b, -1, heads, d).transpose(1, 2)
+            out = F.scaled_dot_product_attention(q, k, v)  # (B, heads, 1+hw, d)
+            out = ap.c_proj(out.transpose(1, 2).reshape(b, -1, c))  # (B, 1+hw, E)
+            g, dense = out[:, 0], out[:, 1:]
+        else:
+            g = ap.c_proj(self._pooled_token_attention(ap, tokens, v))
+            dense = ap.c_proj(v[:, :, 1:].transpose(1, 2).reshape(b, h * w, c))
+        dense = dense.transpose(1, 2).reshape(b, -1, h, w)
+        return g, dense
+
+    @staticmethod
+    def _pooled_token_attention(ap, tokens: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Attention output (before c_proj) of the pooled token alone, without projecting every key.
+
+        Per head, q0 . (W_k x + b_k) = (W_k^T q0) . x + q0 . b_k, so the keys' projection folds into the query.
+        tokens: (B, N, C); v: (B, heads, N, d). Returns (B, C).
+        """
+        b, n, c = tokens.shape
+        heads, d = v.shape[1], v.shape[3]
+        q0 = ap.q_proj(tokens[:, 0]).view(b, heads, d) * d ** -0.5
+        wk = ap.k_proj.weight.view(heads, d, c)
+        u = torch.einsum("bhd,hdc->bhc", q0, wk)
+        logits = torch.einsum("bhc,bnc->bhn", u, tokens) + (q0 * ap.k_proj.bias.view(heads, d)).sum(-1, keepdim=True)
+        attn = logits.softmax(dim=-1)
+        return torch.einsum("bhn,bhnd->bhd", attn, v).reshape(b, c)
+
+
+def _convert_norm(module: nn.Module, norm: str) -> nn.Module:
+    if norm == "FrozenBN":
+        return FrozenBatchNorm2d.convert_frozen_batchnorm(module)
+    if norm == "SyncBN":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    if norm == "BN":
+        return module
+    raise ValueError(f"MODEL.FASTTCM.NORM must be 'FrozenBN', 'BN' or 'SyncBN', got {norm!r}")
