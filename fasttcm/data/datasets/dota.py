@@ -57,6 +57,7 @@ import numpy as np
 from ..dota.geometry import quads_to_rboxes
 from ..dota.labels import DOTA_V1_CLASSES, DOTA_V15_CLASSES, parse_label_file
 from ..dota.split import find_images
+from ..fileio import image_size
 
 logger = logging.getLogger(__name__)
 
@@ -105,16 +106,6 @@ def _as_list(x: Optional[PathOrPaths]) -> List[Optional[str]]:
     if x is None:
         return []
     return [x] if isinstance(x, (str, os.PathLike)) else list(x)
-
-
-def _image_size(path: str) -> Tuple[int, int]:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            return im.size
-    except Exception as e:  # noqa: BLE001 - any decoder error: name the file
-        raise OSError(f"cannot read image {path}: {e}") from e
 
 
 def _read_names(imageset) -> Optional[List[str]]:
@@ -192,7 +183,7 @@ def load_dota_dataset(
     per_class = np.zeros(len(classes), dtype=np.int64)
     for stem in stems:
         path, lpath = entries[stem]
-        w, h = _image_size(path)
+        w, h = image_size(path)
         rec = {"file_name": path, "height": h, "width": w, "image_id": stem}
         if lpath is not None:
             lf = parse_label_file(lpath, classes)

@@ -43,6 +43,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from ..dota.geometry import rboxes_to_quads
+from ..fileio import write_atomic, write_text_atomic
 from ..dota.labels import format_label_line
 
 logger = logging.getLogger(__name__)
@@ -271,13 +272,6 @@ class _FolderLock:
             self.f.close()
 
 
-def _atomic(path: str, write) -> None:
-    root, ext = os.path.splitext(path)
-    tmp = f"{root}.tmp{os.getpid()}{ext}"
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def _label_text(objects) -> str:
     head = "imagesource:fasttcm-synthetic-aerial\ngsd:null\n"
     return head + "".join(format_label_line(o["quad"], o["name"], o["difficult"]) + "\n" for o in objects)
@@ -312,7 +306,7 @@ def materialize_synthetic_aerial(cfg: SyntheticAerialConfig, root: str) -> Tuple
                     stem, e = os.path.splitext(fn)
                     if e == ext and len(stem) == 6 and stem.isdigit():
                         os.remove(os.path.join(d, fn))
-            _atomic(rec_path, lambda p: open(p, "w", encoding="utf-8").write(json.dumps(record, indent=1)))
+            write_text_atomic(rec_path, json.dumps(record, indent=1))
         todo = []
         for i in range(cfg.num_images):
             stem = f"{i + 1:06d}"
@@ -321,13 +315,8 @@ def materialize_synthetic_aerial(cfg: SyntheticAerialConfig, root: str) -> Tuple
                 todo.append((i, ip, lp))
         for i, ip, lp in tqdm(todo, desc=f"rendering synthetic aerial ({root})", disable=len(todo) < 50):
             img, objects = render_synthetic_aerial_image(i, cfg)
-
-            def _wl(p, objects=objects):
-                with open(p, "w", encoding="utf-8", newline="\n") as f:
-                    f.write(_label_text(objects))
-
-            _atomic(lp, _wl)
-            _atomic(ip, lambda p, img=img: cv2.imwrite(p, img[:, :, ::-1].copy()))
+            write_text_atomic(lp, _label_text(objects))
+            write_atomic(ip, lambda p, img=img: cv2.imwrite(p, img[:, :, ::-1].copy()))
     return img_dir, lbl_dir
 
 

@@ -33,6 +33,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
+from ..fileio import write_atomic, write_text_atomic
 from ..polygons import bbox_xywh, flatten
 
 logger = logging.getLogger(__name__)
@@ -458,20 +459,6 @@ def _gt_line(anno: dict) -> str:
     return f"{coords},####{anno['text']}"
 
 
-def _write_atomic(path: str, write) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def _write_text_atomic(path: str, text: str) -> None:
-    def w(p):
-        with open(p, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-
-    _write_atomic(path, w)
-
-
 class _FolderLock:
     """Exclusive lock on ``root/.lock`` (POSIX ``flock``; no-op where unavailable): one process renders a folder
     at a time, the others wait and then find the files there."""
@@ -539,7 +526,7 @@ def _materialize(cfg: SyntheticTextConfig, root: str, img_dir: str, gt_dir: str)
                 stem, e = os.path.splitext(fn)
                 if e == ext and len(stem) == 7 and stem.isdigit():
                     os.remove(os.path.join(d, fn))
-        _write_text_atomic(rec_path, json.dumps(record, indent=1))
+        write_text_atomic(rec_path, json.dumps(record, indent=1))
     todo = []
     for i in range(cfg.num_images):
         stem = f"{i + 1:07d}"
@@ -548,8 +535,8 @@ def _materialize(cfg: SyntheticTextConfig, root: str, img_dir: str, gt_dir: str)
             todo.append((i, ip, gp))
     for i, ip, gp in tqdm(todo, desc=f"rendering synthetic text ({root})", disable=len(todo) < 20):
         img, annos = render_synthetic_text_image(i, cfg)
-        _write_atomic(ip, lambda p: Image.fromarray(img).save(p, format="PNG", compress_level=3))
-        _write_text_atomic(gp, "".join(_gt_line(a) + "\n" for a in annos))
+        write_atomic(ip, lambda p: Image.fromarray(img).save(p, format="PNG", compress_level=3))
+        write_text_atomic(gp, "".join(_gt_line(a) + "\n" for a in annos))
 
 
 def synthetic_root(name: str, cfg: SyntheticTextConfig, root: Optional[str] = None) -> str:

@@ -52,6 +52,8 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..fileio import image_size, write_atomic, write_text_atomic
+
 from .geometry import as_quads, signed_areas
 from .labels import format_label_line, parse_label_file
 
@@ -363,28 +365,11 @@ def _imwrite_params(ext: str, png_compression: int) -> list:
 def _write_image_atomic(path: str, img: np.ndarray, params: list) -> None:
     import cv2
 
-    root, ext = os.path.splitext(path)
-    tmp = f"{root}.tmp{os.getpid()}{ext}"
-    if not cv2.imwrite(tmp, img, params):
-        raise OSError(f"cannot write {path}")
-    os.replace(tmp, path)
+    def w(tmp):
+        if not cv2.imwrite(tmp, img, params):
+            raise OSError(f"cannot write {path}")
 
-
-def _write_text_atomic(path: str, text: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def _image_size(path: str) -> Tuple[int, int]:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            return im.size
-    except Exception as e:  # noqa: BLE001 - any decoder error: name the file
-        raise OSError(f"cannot read image {path}: {e}") from e
+    write_atomic(path, w)
 
 
 def split_image(
@@ -404,7 +389,7 @@ def split_image(
     image_id = image_id or os.path.splitext(os.path.basename(image_path))[0]
     stats = SplitStats()
     img_dir, lbl_dir = os.path.join(dst, "images"), os.path.join(dst, "labelTxt")
-    w, h = _image_size(image_path)
+    w, h = image_size(image_path)
     jobs = []  # (rate, size, origins, names)
     for rate in cfg.rates:
         sw, sh = scaled_size(w, h, rate)
@@ -452,7 +437,7 @@ def split_image(
                 text = "".join(
                     format_label_line(pq[j], labels.names[i], pd[j]) + "\n" for j, i in enumerate(idx.tolist())
                 )
-                _write_text_atomic(os.path.join(lbl_dir, nm + ".txt"), text)
+                write_text_atomic(os.path.join(lbl_dir, nm + ".txt"), text)
             _write_image_atomic(os.path.join(img_dir, nm + cfg.ext), patch, params)
             stats.patches += 1
     stats.images = 1
@@ -492,8 +477,8 @@ def _write_lists(dst: str, ext: str) -> None:
             sources.add(parse_patch_name(nm)[0])
         except ValueError:
             pass
-    _write_text_atomic(os.path.join(dst, "images.txt"), "".join(n + "\n" for n in names))
-    _write_text_atomic(os.path.join(dst, "source_images.txt"), "".join(n + "\n" for n in sorted(sources)))
+    write_text_atomic(os.path.join(dst, "images.txt"), "".join(n + "\n" for n in names))
+    write_text_atomic(os.path.join(dst, "source_images.txt"), "".join(n + "\n" for n in sorted(sources)))
 
 
 def split_dataset(
@@ -538,13 +523,13 @@ def split_dataset(
             raise ValueError(f"{dst} holds patches split with other parameters ({old}); now {record}: "
                              "use another destination or delete it")
     else:
-        _write_text_atomic(rec_path, json.dumps(record, indent=1))
+        write_text_atomic(rec_path, json.dumps(record, indent=1))
     tasks = [
         (path, os.path.join(lbl_src, stem + ".txt") if has_labels else None, dst, cfg, force, stem)
         for stem, path in images.items()
     ]
     if workers > 1:  # largest images first: the processes finish closer together
-        area = {t[0]: np.prod(_image_size(t[0])) for t in tasks}
+        area = {t[0]: np.prod(image_size(t[0])) for t in tasks}
         tasks.sort(key=lambda t: -area[t[0]])
     total = SplitStats()
     bar = tqdm(total=len(tasks), desc=f"splitting {src}", unit="img", disable=not progress)
