@@ -42,12 +42,6 @@ def test_rboxes_to_quads_matches_detectron2_convention():
     assert np.allclose(rboxes_to_quads([[5, 5, 4, 2, 0]])[0], [[3, 4], [7, 4], [7, 6], [3, 6]])
 
 
-def test_rboxes_to_quads_agrees_with_fasttcm_structures():
-    structures = pytest.importorskip("fasttcm.structures")
-    b = _random_rboxes(np.random.default_rng(1), 20)
-    assert np.allclose(rboxes_to_quads(b), structures.rotated_boxes_to_corners(b))
-
-
 def test_quads_to_rboxes_canonical_and_exact():
     rng = np.random.default_rng(2)
     b = _random_rboxes(rng, 500)
