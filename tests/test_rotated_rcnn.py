@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 import torch
-from detectron2.structures import Instances, RotatedBoxes
+from detectron2.structures import RotatedBoxes
 from detectron2.utils.events import EventStorage
 
 import fasttcm  # noqa: F401
@@ -32,25 +32,33 @@ def _quick_cfg(mode="fasttcm"):
     )
 
 
-def _batch(n=2, size=128, seed=0):
-    rng = np.random.RandomState(seed)
-    out = []
-    for _ in range(n):
-        img = torch.zeros(3, size, size)
-        boxes = torch.tensor([[40.0, 50.0, 40.0, 16.0, float(rng.uniform(-90, 90))],
-                              [90.0, 90.0, 24.0, 24.0, 0.0]])
-        for (cx, cy, w, h, _), c in zip(boxes.tolist(), (200.0, 90.0)):
-            img[:, int(cy - h / 2):int(cy + h / 2), int(cx - w / 2):int(cx + w / 2)] = c
-        inst = Instances((size, size))
-        inst.gt_boxes = RotatedBoxes(boxes)
-        inst.gt_classes = torch.tensor([0, 1])
-        out.append({"image": img, "height": size, "width": size, "instances": inst})
-    return out
+@pytest.fixture(scope="module")
+def aerial_batches(tmp_path_factory):
+    """Mapped training batches from a 4-image synthetic aerial set (2 of its classes kept), and one test input."""
+    from detectron2.data import DatasetCatalog
+
+    from fasttcm.data.datasets.synthetic_aerial import SyntheticAerialConfig, register_synthetic_aerial
+    from fasttcm.data.rotated_mapper import RotatedDatasetMapper
+
+    name = "test_rotated_rcnn_aerial"
+    register_synthetic_aerial(name, SyntheticAerialConfig(num_images=4, height=128, width=128, seed=3),
+                              root=str(tmp_path_factory.mktemp("aerial")), overwrite=True)
+    records = DatasetCatalog.get(name)
+    for r in records:
+        r["annotations"] = [a for a in r["annotations"] if a["category_id"] < 2]
+    cfg = _quick_cfg()
+    train_map, test_map = RotatedDatasetMapper(cfg, True), RotatedDatasetMapper(cfg, False)
+    np.random.seed(0)
+    batches = [[train_map(records[0]), train_map(records[1])], [train_map(records[2]), train_map(records[3])]]
+    return batches, test_map(records[0])
 
 
 @pytest.mark.parametrize("mode", ["fasttcm", "baseline"])
-def test_trains_and_predicts_rotated_boxes(mode):
+def test_trains_and_predicts_rotated_boxes(mode, aerial_batches):
     from detectron2.modeling import build_model
+
+    batches, test_input = aerial_batches
+    assert all(len(d["instances"]) > 0 for b in batches for d in b)
 
     torch.manual_seed(0)
     model = build_model(_quick_cfg(mode))
@@ -58,8 +66,8 @@ def test_trains_and_predicts_rotated_boxes(mode):
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     losses = []
     with EventStorage():
-        for _ in range(6):
-            loss_dict = model(_batch())
+        for i in range(8):
+            loss_dict = model(batches[i % 2])
             assert all(torch.isfinite(v) for v in loss_dict.values())
             assert ("loss_score_map" in loss_dict) == (mode != "baseline")
             loss = sum(loss_dict.values())
@@ -67,12 +75,13 @@ def test_trains_and_predicts_rotated_boxes(mode):
             loss.backward()
             opt.step()
             losses.append(loss.item())
-    assert np.mean(losses[-2:]) < np.mean(losses[:2])
+    assert np.mean(losses[-2:]) < np.mean(losses[:2]), losses
     model.eval()
     with torch.no_grad():
-        out = model([{k: v for k, v in d.items() if k != "instances"} for d in _batch(1, seed=1)])[0]
+        out = model([test_input])[0]
     inst = out["instances"]
-    assert isinstance(inst.pred_boxes, RotatedBoxes) and inst.image_size == (128, 128)
+    assert isinstance(inst.pred_boxes, RotatedBoxes) and inst.image_size == (test_input["height"], test_input["width"])
     assert inst.pred_classes.dtype == torch.int64 and len(inst.scores) == len(inst)
     if mode != "baseline":
-        assert out["score_map"].shape == (2, 4, 4)
+        h, w = test_input["image"].shape[1:]
+        assert out["score_map"].shape == (2, -(-h // 32), -(-w // 32))
