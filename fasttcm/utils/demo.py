@@ -66,7 +66,8 @@ def main(argv=None):
     from fasttcm.predictor import FastTCMPredictor
     from fasttcm.utils.visualizer import FastTCMVisualizer, heatmap_overlay, instances_to_json
 
-    setup_logger(name="fasttcm")
+    if not logging.getLogger("fasttcm").handlers:  # the quick start has set it up already
+        setup_logger(name="fasttcm")
     logger = logging.getLogger("fasttcm.demo")
     opts = list(args.opts)
     if args.heatmap:
