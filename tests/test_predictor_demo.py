@@ -82,3 +82,27 @@ def test_demo_writes_pictures_json_and_heatmaps(tmp_path, shared_data):
 def test_demo_names_missing_inputs(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope"):
         demo_main(["--config-file", TEXT, "--input", str(tmp_path / "nope*.jpg"), "--output", str(tmp_path)])
+
+
+def test_demo_processes_a_video(tmp_path):
+    src = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(src), cv2.VideoWriter_fourcc(*"mp4v"), 5, (96, 64))
+    if not writer.isOpened():
+        pytest.skip("OpenCV here has no mp4v encoder")
+    for i in range(4):
+        frame = np.full((64, 96, 3), 40 * i, dtype=np.uint8)
+        cv2.putText(frame, "AB", (10, 40), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (255, 255, 255), 2)
+        writer.write(frame)
+    writer.release()
+    out = tmp_path / "out.mp4"
+    torch.manual_seed(0)
+    assert demo_main(["--config-file", TEXT, "--video-input", str(src), "--output", str(out)]) == 0
+    cap = cv2.VideoCapture(str(out))
+    shapes = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        shapes.append(frame.shape)
+    cap.release()
+    assert shapes == [(64, 96, 3)] * 4
