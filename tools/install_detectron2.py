@@ -21,7 +21,6 @@ import shutil
 import sys
 import sysconfig
 import tarfile
-import tempfile
 import urllib.parse
 import urllib.request
 from pathlib import Path

@@ -35,3 +35,63 @@ def image_size(path: str) -> Tuple[int, int]:
             return im.size
     except Exception as e:  # noqa: BLE001 - any decoder error: name the file
         raise OSError(f"cannot read image {path}: {e}") from e
+
+
+class FolderLock:
+    """Exclusive lock on ``root/.lock`` (POSIX ``flock``; no-op where unavailable): one process renders a folder
+    at a time, the others wait and then find the files there."""
+
+    def __init__(self, root: str):
+        self.path, self.f = os.path.join(root, ".lock"), None
+
+    def __enter__(self):
+        try:
+            import fcntl
+        except ImportError:  # Windows: no lock; atomic writes still keep every file complete
+            return self
+        self.f = open(self.path, "a")
+        fcntl.flock(self.f, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        if self.f is not None:
+            import fcntl
+
+            fcntl.flock(self.f, fcntl.LOCK_UN)
+            self.f.close()
+
+
+def stale_cache_todo(root: str, record: dict, folders, digits: int, count: int, what: str) -> list:
+    """Bring a folder of rendered items up to date with ``record`` (the generator's configuration) and say which
+    items still need rendering.
+
+    ``folders`` maps each output folder to the extension of its files; item ``i`` is the file named
+    ``str(i + 1).zfill(digits) + ext`` in every folder. When ``root/config.json`` differs from ``record`` (or is
+    absent or unreadable), every digit-named file of ours is removed first and the record written afterwards, so
+    an interrupted run resumes reusing only items rendered with this configuration. Returns the indices ``i`` in
+    ``range(count)`` with a file missing in some folder.
+    """
+    import json
+    import logging
+
+    rec_path = os.path.join(root, "config.json")
+    fresh = True
+    if os.path.isfile(rec_path):
+        try:
+            with open(rec_path, encoding="utf-8") as f:
+                fresh = json.load(f) != json.loads(json.dumps(record))
+        except json.JSONDecodeError:
+            fresh = True
+        if fresh:
+            logging.getLogger(__name__).info(f"{root}: cached {what} has another configuration; rendering it again")
+    if fresh:
+        for d, ext in folders.items():
+            for fn in os.listdir(d):
+                stem, e = os.path.splitext(fn)
+                if e == ext and len(stem) == digits and stem.isdigit():
+                    os.remove(os.path.join(d, fn))
+        write_text_atomic(rec_path, json.dumps(record, indent=1))
+    return [
+        i for i in range(count)
+        if not all(os.path.isfile(os.path.join(d, f"{i + 1:0{digits}d}{ext}")) for d, ext in folders.items())
+    ]

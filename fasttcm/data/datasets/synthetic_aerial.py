@@ -33,7 +33,6 @@ merger and evaluator are the ones real DOTA data uses. ``synthetic_aerial_train`
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -43,7 +42,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from ..dota.geometry import rboxes_to_quads
-from ..fileio import write_atomic, write_text_atomic
+from ..fileio import FolderLock, stale_cache_todo, write_atomic, write_text_atomic
 from ..dota.labels import format_label_line
 
 logger = logging.getLogger(__name__)
@@ -249,29 +248,6 @@ def render_synthetic_aerial_image(index: int, cfg: SyntheticAerialConfig, return
 
 
 # ------------------------------------------------------------------------------------------------- caching
-class _FolderLock:
-    """Exclusive ``flock`` on ``root/.lock`` (no-op where unavailable): one process renders a folder at a time."""
-
-    def __init__(self, root: str):
-        self.path, self.f = os.path.join(root, ".lock"), None
-
-    def __enter__(self):
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows: atomic writes still keep every file complete
-            return self
-        self.f = open(self.path, "a")
-        fcntl.flock(self.f, fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc):
-        if self.f is not None:
-            import fcntl
-
-            fcntl.flock(self.f, fcntl.LOCK_UN)
-            self.f.close()
-
-
 def _label_text(objects) -> str:
     head = "imagesource:fasttcm-synthetic-aerial\ngsd:null\n"
     return head + "".join(format_label_line(o["quad"], o["name"], o["difficult"]) + "\n" for o in objects)
@@ -289,30 +265,11 @@ def materialize_synthetic_aerial(cfg: SyntheticAerialConfig, root: str) -> Tuple
     os.makedirs(img_dir, exist_ok=True)
     os.makedirs(lbl_dir, exist_ok=True)
     record = {"render_version": RENDER_VERSION, "opencv": cv2.__version__, "config": asdict(cfg)}
-    with _FolderLock(root):
-        rec_path = os.path.join(root, "config.json")
-        fresh = True
-        if os.path.isfile(rec_path):
-            try:
-                with open(rec_path, encoding="utf-8") as f:
-                    fresh = json.load(f) != json.loads(json.dumps(record))
-            except json.JSONDecodeError:
-                fresh = True
-            if fresh:
-                logger.info(f"{root}: cached synthetic aerial set has another configuration; rendering it again")
-        if fresh:
-            for d, ext in ((img_dir, ".png"), (lbl_dir, ".txt")):
-                for fn in os.listdir(d):
-                    stem, e = os.path.splitext(fn)
-                    if e == ext and len(stem) == 6 and stem.isdigit():
-                        os.remove(os.path.join(d, fn))
-            write_text_atomic(rec_path, json.dumps(record, indent=1))
-        todo = []
-        for i in range(cfg.num_images):
-            stem = f"{i + 1:06d}"
-            ip, lp = os.path.join(img_dir, stem + ".png"), os.path.join(lbl_dir, stem + ".txt")
-            if not (os.path.isfile(ip) and os.path.isfile(lp)):
-                todo.append((i, ip, lp))
+    with FolderLock(root):
+        todo = stale_cache_todo(root, record, {img_dir: ".png", lbl_dir: ".txt"}, 6, cfg.num_images,
+                                "synthetic aerial set")
+        todo = [(i, os.path.join(img_dir, f"{i + 1:06d}.png"), os.path.join(lbl_dir, f"{i + 1:06d}.txt"))
+                for i in todo]
         for i, ip, lp in tqdm(todo, desc=f"rendering synthetic aerial ({root})", disable=len(todo) < 50):
             img, objects = render_synthetic_aerial_image(i, cfg)
             write_text_atomic(lp, _label_text(objects))

@@ -22,7 +22,6 @@ FreeType build -> identical image and labels; images are independent of each oth
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -33,7 +32,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from ..fileio import write_atomic, write_text_atomic
+from ..fileio import FolderLock, stale_cache_todo, write_atomic, write_text_atomic
 from ..polygons import bbox_xywh, flatten
 
 logger = logging.getLogger(__name__)
@@ -459,30 +458,6 @@ def _gt_line(anno: dict) -> str:
     return f"{coords},####{anno['text']}"
 
 
-class _FolderLock:
-    """Exclusive lock on ``root/.lock`` (POSIX ``flock``; no-op where unavailable): one process renders a folder
-    at a time, the others wait and then find the files there."""
-
-    def __init__(self, root: str):
-        self.path, self.f = os.path.join(root, ".lock"), None
-
-    def __enter__(self):
-        try:
-            import fcntl
-        except ImportError:  # Windows: no lock; atomic writes still keep every file complete
-            return self
-        self.f = open(self.path, "a")
-        fcntl.flock(self.f, fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc):
-        if self.f is not None:
-            import fcntl
-
-            fcntl.flock(self.f, fcntl.LOCK_UN)
-            self.f.close()
-
-
 def _cfg_record(cfg: SyntheticTextConfig) -> dict:
     import PIL
 
@@ -500,7 +475,7 @@ def materialize_synthetic_text(cfg: SyntheticTextConfig, root: str) -> Tuple[str
     img_dir, gt_dir = os.path.join(root, "images"), os.path.join(root, "gts")
     os.makedirs(img_dir, exist_ok=True)
     os.makedirs(gt_dir, exist_ok=True)
-    with _FolderLock(root):
+    with FolderLock(root):
         _materialize(cfg, root, img_dir, gt_dir)
     return img_dir, gt_dir
 
@@ -508,31 +483,9 @@ def materialize_synthetic_text(cfg: SyntheticTextConfig, root: str) -> Tuple[str
 def _materialize(cfg: SyntheticTextConfig, root: str, img_dir: str, gt_dir: str) -> None:
     from tqdm import tqdm
 
-    rec_path = os.path.join(root, "config.json")
-    record = _cfg_record(cfg)
-    fresh = True
-    if os.path.isfile(rec_path):
-        with open(rec_path, encoding="utf-8") as f:
-            try:
-                fresh = json.load(f) != json.loads(json.dumps(record))
-            except json.JSONDecodeError:
-                fresh = True
-        if fresh:
-            logger.info(f"{root}: cached synthetic set has another configuration; rendering it again")
-    if fresh:  # stale files of another configuration go first (our own 7-digit names only), then the record:
-        # an interrupted run then resumes correctly, reusing only files rendered with this configuration
-        for d, ext in ((img_dir, ".png"), (gt_dir, ".txt")):
-            for fn in os.listdir(d):
-                stem, e = os.path.splitext(fn)
-                if e == ext and len(stem) == 7 and stem.isdigit():
-                    os.remove(os.path.join(d, fn))
-        write_text_atomic(rec_path, json.dumps(record, indent=1))
-    todo = []
-    for i in range(cfg.num_images):
-        stem = f"{i + 1:07d}"
-        ip, gp = os.path.join(img_dir, stem + ".png"), os.path.join(gt_dir, stem + ".txt")
-        if not (os.path.isfile(ip) and os.path.isfile(gp)):
-            todo.append((i, ip, gp))
+    todo = stale_cache_todo(root, _cfg_record(cfg), {img_dir: ".png", gt_dir: ".txt"}, 7, cfg.num_images,
+                            "synthetic text set")
+    todo = [(i, os.path.join(img_dir, f"{i + 1:07d}.png"), os.path.join(gt_dir, f"{i + 1:07d}.txt")) for i in todo]
     for i, ip, gp in tqdm(todo, desc=f"rendering synthetic text ({root})", disable=len(todo) < 20):
         img, annos = render_synthetic_text_image(i, cfg)
         write_atomic(ip, lambda p: Image.fromarray(img).save(p, format="PNG", compress_level=3))
