@@ -116,15 +116,20 @@ def parse_coordinates(fields: Iterable[str], where: str) -> np.ndarray:
     return vals.reshape(-1, 2)
 
 
-def read_text_lines(path: str) -> List[str]:
-    """Decode a GT text file (UTF-8 with or without BOM; CR/LF, LF or CR line ends) into lines (ends removed)."""
+def read_text(path: str) -> str:
+    """Decode a GT text file (UTF-8 with or without BOM) with its line ends (CR/LF, LF or CR) turned into LF."""
     with open(path, "rb") as f:
         raw = f.read()
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise ValueError(f"{path}: not UTF-8 ({e})") from None
-    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def read_text_lines(path: str) -> List[str]:
+    """:func:`read_text` split into lines (ends removed)."""
+    return read_text(path).split("\n")
 
 
 # ------------------------------------------------------------------------------------------------ images --

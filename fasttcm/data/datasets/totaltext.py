@@ -22,7 +22,7 @@ from typing import List
 
 import numpy as np
 
-from .text import TextInstance, parse_numbers
+from .text import TextInstance, parse_numbers, read_text
 
 __all__ = ["load_totaltext_gt", "load_totaltext_mat", "load_totaltext_txt", "is_dont_care"]
 
@@ -110,13 +110,7 @@ def _literal(s: str, where: str) -> str:
 
 def load_totaltext_txt(path: str) -> List[TextInstance]:
     """Parse the text form of Total-Text GT (records may wrap over lines; see module docstring)."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    try:
-        content = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 ({e})") from None
-    content = content.replace("\r\n", "\n").replace("\r", "\n")
+    content = read_text(path)
     starts = [m.start() for m in _RECORD_START.finditer(content)]
     first = starts[0] if starts else len(content)
     if content[:first].strip():
