@@ -21,7 +21,7 @@ def add_fasttcm_config(cfg):
     _C.MODEL.FASTTCM.CLIP.QUICK_GELU = True  # text-tower activation: QuickGELU, as all released CLIP ResNets (forced for OpenAI weights)
     _C.MODEL.FASTTCM.NORM = "FrozenBN"  # image-encoder BatchNorm: "FrozenBN" (fixed stats and affine), "BN" (trainable) or "SyncBN"
     _C.MODEL.FASTTCM.FREEZE_AT = 0  # requires_grad=False for the stem (1) and res2..res{FREEZE_AT}; 0 trains the whole image encoder
-    _C.MODEL.FASTTCM.DENSE_POOL = "attention"  # dense embedding I: "attention" (every pixel through CLIP's attention pool, as TCM) or "value" (v/c projections only)
+    _C.MODEL.FASTTCM.DENSE_POOL = "value"  # dense embedding I: "value" (c_proj(v_proj(pixel)), MaskCLIP-style, folded at inference) or "attention" (every pixel through the attention pool, as TCM; slower)
     _C.MODEL.FASTTCM.PROMPTS = ["the pixels of many arbitrary-shape text instances."]  # K predefined prompts, one per score-map channel (class)
     _C.MODEL.FASTTCM.NUM_PROMPTS = 0  # expected K (e.g. 15 for DOTA); 0 = len(PROMPTS); a mismatch is refused
     _C.MODEL.FASTTCM.NUM_CONTEXT = 4  # N learnable context vectors inserted after the start token

@@ -81,6 +81,54 @@ def test_dense_modes_follow_their_definitions():
     assert torch.allclose(dense_a, ref[:, 1:].transpose(1, 2).reshape(1, 64, 3, 5), atol=1e-5)
 
 
+def test_value_path_is_folded_and_cached_only_without_gradients():
+    enc = CLIPImageEncoder(_tiny().visual, dense_pool="value")
+    ap = enc.visual.attnpool
+    res5 = torch.randn(2, 256, 3, 4)
+    g_live, dense_live = enc.pool(res5)  # gradients wanted: the projections run one after the other, uncached
+    assert not enc._value_fold.has_value and not enc._resized_pos.has_value
+    (g_live.sum() + dense_live.sum()).backward()
+    for p in (ap.v_proj.weight, ap.c_proj.weight, ap.q_proj.weight, ap.k_proj.weight, ap.positional_embedding):
+        assert p.grad is not None and p.grad.abs().sum() > 0
+    with torch.no_grad():
+        g1, dense1 = enc.pool(res5)
+        fold = enc._value_fold._value
+        g2, dense2 = enc.pool(res5)
+        assert enc._value_fold._value is fold  # second image: the folded weights are reused
+    assert torch.allclose(dense1, dense_live, atol=1e-5) and torch.allclose(g1, g_live, atol=1e-5)
+    assert torch.equal(dense1, dense2) and torch.equal(g1, g2)
+    with torch.no_grad():  # an in-place change (an optimizer step, loaded weights) refolds
+        ap.c_proj.weight.mul_(2.0)
+        ap.c_proj.bias.zero_()
+        _, dense3 = enc.pool(res5)
+    assert enc._value_fold._value is not fold
+    _, dense_ref = enc.pool(res5)  # with gradients: unfused, from the changed weights
+    assert not torch.allclose(dense3, dense1, atol=1e-3)
+    assert torch.allclose(dense3, dense_ref.detach(), atol=1e-5)
+
+
+def test_caches_made_in_inference_mode_are_not_reused_by_autograd():
+    enc = CLIPImageEncoder(_tiny().visual, dense_pool="value")
+    enc.visual.attnpool.requires_grad_(False)  # a frozen pool under a trainable trunk
+    res5 = torch.randn(1, 256, 2, 3)
+    with torch.inference_mode():
+        _, ref = enc.pool(res5)
+    x = res5.clone().requires_grad_(True)
+    _, dense = enc.pool(x)  # inference tensors cannot be saved for backward: the caches are remade
+    dense.sum().backward()
+    assert x.grad is not None and torch.allclose(dense.detach(), ref, atol=1e-6)
+
+
+def test_resized_positional_embedding_follows_the_grid():
+    enc = CLIPImageEncoder(_tiny().visual)
+    pos = enc.visual.attnpool.positional_embedding
+    with torch.no_grad():
+        a = enc._positional_embedding(enc.visual.attnpool, 3, 5)
+        b = enc._positional_embedding(enc.visual.attnpool, 4, 2)
+    assert torch.equal(a, resize_attnpool_positional_embedding(pos, 3, 5).detach())
+    assert torch.equal(b, resize_attnpool_positional_embedding(pos, 4, 2).detach())
+
+
 def test_positional_embedding_resize():
     pos = torch.randn(1 + 7 * 7, 16)
     assert resize_attnpool_positional_embedding(pos, 7, 7) is pos

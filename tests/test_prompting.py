@@ -163,7 +163,7 @@ def test_cache_in_eval_and_invalidation():
         b = te()
     assert len(calls) == 1 and a is b and a.shape == (2, 64)
     te.train()
-    assert te._cache is None
+    assert not te.is_cached
     te.eval()
     with torch.no_grad():
         te()

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .clip.text_encoder import CLIPTextEncoder
+from .param_cache import ParameterCache
 
 logger = logging.getLogger(__name__)
 
@@ -161,19 +162,19 @@ class CachedTextEmbeddings(nn.Module):
     """FastTCM's text branch: T = PromptTextEncoder(meta-query), (K, E), a function of parameters only.
 
     In training mode T is recomputed every call (gradients reach the context vectors, the generator and the
-    meta-query). In eval mode it is computed once and kept in a non-persistent buffer (it follows ``.to()``); the
-    cache is dropped by ``train()``, by loading weights (``load_state_dict``), and whenever any parameter of the
-    branch changed since (detected through tensor version counters and storage addresses). With gradients enabled
-    in eval mode and trainable parameters present, T is recomputed so that gradients stay correct; inference under
-    ``torch.no_grad()`` / ``torch.inference_mode()`` (as Detectron2 runs it) uses the cache.
+    meta-query). In eval mode it is computed once and kept (a :class:`ParameterCache`, not part of the state dict);
+    the cache is dropped by ``train()``, by loading weights (``load_state_dict``), and whenever any parameter of the
+    branch changed since (detected through tensor version counters and storage addresses, so ``.to()`` counts).
+    With gradients enabled in eval mode and trainable parameters present, T is recomputed so that gradients stay
+    correct; inference under ``torch.no_grad()`` / ``torch.inference_mode()`` (as Detectron2 runs it) uses the
+    cache.
     """
 
     def __init__(self, prompt_encoder: PromptTextEncoder, embed_dim: int):
         super().__init__()
         self.prompt_encoder = prompt_encoder
         self.meta_query = nn.Parameter(torch.randn(1, embed_dim) * embed_dim ** -0.5)
-        self.register_buffer("_cache", None, persistent=False)
-        self._cache_key = None
+        self._cache = ParameterCache()
 
     @property
     def prompts(self) -> List[str]:
@@ -183,12 +184,13 @@ class CachedTextEmbeddings(nn.Module):
         """(K, E), always recomputed."""
         return self.prompt_encoder(self.meta_query)[0]
 
-    def _state_key(self):
-        return tuple((p.data_ptr(), p._version) for p in self.parameters())
+    @property
+    def is_cached(self) -> bool:
+        """True when a cached T is held (eval mode, after a call without gradients)."""
+        return self._cache.has_value
 
     def clear_cache(self):
-        self._cache = None
-        self._cache_key = None
+        self._cache.clear()
 
     def forward(self) -> torch.Tensor:
         """(K, E) text embeddings; cached in eval mode (see class doc)."""
@@ -196,12 +198,7 @@ class CachedTextEmbeddings(nn.Module):
         if self.training or needs_grad:
             self.clear_cache()
             return self.compute()
-        key = self._state_key()
-        if self._cache is None or key != self._cache_key:
-            with torch.no_grad():
-                self._cache = self.compute()
-            self._cache_key = key
-        return self._cache
+        return self._cache.get(self.parameters(), self.compute)
 
     def train(self, mode: bool = True):
         self.clear_cache()

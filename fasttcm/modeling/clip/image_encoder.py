@@ -13,10 +13,12 @@ from detectron2.layers import FrozenBatchNorm2d, ShapeSpec
 from open_clip.modified_resnet import ModifiedResNet
 from torch import nn
 
-__all__ = ["CLIPImageEncoder", "resize_attnpool_positional_embedding"]
+from ..param_cache import ParameterCache
+
+__all__ = ["CLIPImageEncoder", "fold_linear", "resize_attnpool_positional_embedding"]
 
 _STAGES = ("res2", "res3", "res4", "res5")
-DENSE_POOL_MODES = ("attention", "value")
+DENSE_POOL_MODES = ("value", "attention")
 
 
 def resize_attnpool_positional_embedding(pos: torch.Tensor, h: int, w: int) -> torch.Tensor:
@@ -54,7 +56,7 @@ class CLIPImageEncoder(nn.Module):
     """
 
     def __init__(self, visual: ModifiedResNet, with_pool: bool = True, norm: str = "FrozenBN",
-                 freeze_at: int = 0, dense_pool: str = "attention"):
+                 freeze_at: int = 0, dense_pool: str = "value"):
         super().__init__()
         if not isinstance(visual, ModifiedResNet):
             raise TypeError(f"CLIPImageEncoder needs an open_clip ModifiedResNet, got {type(visual).__name__}")
@@ -64,6 +66,8 @@ class CLIPImageEncoder(nn.Module):
             visual.attnpool = None
         self.visual = _convert_norm(visual, norm)
         self.dense_pool = dense_pool
+        self._value_fold = ParameterCache()  # folded value path, see _value_path
+        self._resized_pos = ParameterCache()  # positional embedding at the last grid size, see _positional_embedding
         width = visual.conv3.out_channels  # stem width (64 for RN50)
         self._channels = {name: width * 4 * 2 ** i for i, name in enumerate(_STAGES)}
         self._strides = {name: 4 * 2 ** i for i, name in enumerate(_STAGES)}
@@ -103,10 +107,12 @@ class CLIPImageEncoder(nn.Module):
         embedding g is the pooled token's attention output, exactly CLIP's image embedding when the grid is CLIP's
         own (7x7 for RN50 at 224 px). The dense embedding I is, per ``dense_pool``:
 
+        * ``"value"`` (default): the value path only, c_proj(v_proj(token)) per pixel (MaskCLIP style). Both
+          projections are linear, so without gradients they run as one folded E x C5 matrix, computed once and
+          cached like FastTCM's text embeddings; g is computed without projecting every key and value.
         * ``"attention"``: every pixel token's output of the same multi-head attention (each pixel attends to all
-          tokens), as the DenseCLIP/TCM reference code does;
-        * ``"value"``: the value path only, c_proj(v_proj(token)) per pixel (MaskCLIP style), which skips the
-          query/key projections of all pixels (cheaper; g is still exact).
+          tokens), as the DenseCLIP/TCM reference code does: three C5 x C5 projections of every pixel, about 3x
+          the cost of the value path before folding (6x after).
 
         Args:
             res5: (B, C5, h, w), C5 = 2048 for RN50.
@@ -119,37 +125,66 @@ class CLIPImageEncoder(nn.Module):
         b, c, h, w = res5.shape
         tokens = res5.flatten(2).transpose(1, 2)  # (B, hw, C5)
         tokens = torch.cat([tokens.mean(dim=1, keepdim=True), tokens], dim=1)
-        tokens = tokens + resize_attnpool_positional_embedding(ap.positional_embedding, h, w).to(tokens.dtype)
-        heads = ap.num_heads
-        d = c // heads
-        v = ap.v_proj(tokens).view(b, -1, heads, d).transpose(1, 2)  # (B, heads, 1+hw, d)
+        tokens = tokens + self._positional_embedding(ap, h, w).to(tokens.dtype)
         if self.dense_pool == "attention":
-            q = ap.q_proj(tokens).view(b, -1, heads, d).transpose(1, 2)
-            k = ap.k_proj(tokens).view(b, -1, heads, d).transpose(1, 2)
+            heads = ap.num_heads
+            d = c // heads
+            q, k, v = (proj(tokens).view(b, -1, heads, d).transpose(1, 2) for proj in (ap.q_proj, ap.k_proj, ap.v_proj))
             out = F.scaled_dot_product_attention(q, k, v)  # (B, heads, 1+hw, d)
             out = ap.c_proj(out.transpose(1, 2).reshape(b, -1, c))  # (B, 1+hw, E)
             g, dense = out[:, 0], out[:, 1:]
         else:
-            g = ap.c_proj(self._pooled_token_attention(ap, tokens, v))
-            dense = ap.c_proj(v[:, :, 1:].transpose(1, 2).reshape(b, h * w, c))
+            g = ap.c_proj(self._pooled_token_attention(ap, tokens))
+            dense = self._value_path(ap, tokens[:, 1:])
         dense = dense.transpose(1, 2).reshape(b, -1, h, w)
         return g, dense
 
-    @staticmethod
-    def _pooled_token_attention(ap, tokens: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """Attention output (before c_proj) of the pooled token alone, without projecting every key.
+    def _positional_embedding(self, ap, h: int, w: int) -> torch.Tensor:
+        """(1 + h*w, C5): the pool's positional embedding resized to the grid; cached for the last grid size when
+        no gradient must reach it (bicubic resizing of 2048 channels costs a few ms per image on a CPU)."""
+        pos = ap.positional_embedding
+        if torch.is_grad_enabled() and pos.requires_grad:
+            return resize_attnpool_positional_embedding(pos, h, w)
+        return self._resized_pos.get((pos,), lambda: resize_attnpool_positional_embedding(pos, h, w), extra=(h, w))
 
-        Per head, q0 . (W_k x + b_k) = (W_k^T q0) . x + q0 . b_k, so the keys' projection folds into the query.
-        tokens: (B, N, C); v: (B, heads, N, d). Returns (B, C).
+    @staticmethod
+    def _pooled_token_attention(ap, tokens: torch.Tensor) -> torch.Tensor:
+        """Attention output (before c_proj) of the pooled token alone, without projecting every key or value.
+
+        Per head, q0 . (W_k x + b_k) = (W_k^T q0) . x + q0 . b_k, so the keys' projection folds into the query;
+        and since the attention weights a sum to 1, sum_n a_n (W_v x_n + b_v) = W_v (sum_n a_n x_n) + b_v, so the
+        values' projection applies to one weighted token per head. tokens: (B, N, C). Returns (B, C).
         """
         b, n, c = tokens.shape
-        heads, d = v.shape[1], v.shape[3]
+        heads = ap.num_heads
+        d = c // heads
         q0 = ap.q_proj(tokens[:, 0]).view(b, heads, d) * d ** -0.5
-        wk = ap.k_proj.weight.view(heads, d, c)
-        u = torch.einsum("bhd,hdc->bhc", q0, wk)
+        u = torch.einsum("bhd,hdc->bhc", q0, ap.k_proj.weight.view(heads, d, c))
         logits = torch.einsum("bhc,bnc->bhn", u, tokens) + (q0 * ap.k_proj.bias.view(heads, d)).sum(-1, keepdim=True)
-        attn = logits.softmax(dim=-1)
-        return torch.einsum("bhn,bhnd->bhd", attn, v).reshape(b, c)
+        pooled = torch.einsum("bhn,bnc->bhc", logits.softmax(dim=-1), tokens)  # (B, heads, C)
+        v = torch.einsum("bhc,hdc->bhd", pooled, ap.v_proj.weight.view(heads, d, c)) + ap.v_proj.bias.view(heads, d)
+        return v.reshape(b, c)
+
+    def _value_path(self, ap, pixels: torch.Tensor) -> torch.Tensor:
+        """c_proj(v_proj(pixels)): (B, hw, C5) -> (B, hw, E).
+
+        When a gradient must reach the projections it runs them one after the other; otherwise it applies the
+        folded map W = W_c W_v, b = W_c b_v + b_c (E x C5), kept in a :class:`ParameterCache`, so it is
+        recomputed only after the projections change (training step, weight loading, ``.to()``).
+        """
+        params = (ap.v_proj.weight, ap.v_proj.bias, ap.c_proj.weight, ap.c_proj.bias)
+        if torch.is_grad_enabled() and any(p.requires_grad for p in params):
+            return ap.c_proj(ap.v_proj(pixels))
+        weight, bias = self._value_fold.get(params, lambda: fold_linear(ap.v_proj, ap.c_proj))
+        return F.linear(pixels, weight.to(pixels.dtype), bias.to(pixels.dtype))
+
+
+def fold_linear(first: nn.Linear, second: nn.Linear) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Weight (out2, in1) and bias (out2,) of ``second(first(x))`` as one linear map, accumulated in float32."""
+    w1, w2 = first.weight.float(), second.weight.float()
+    b1 = first.bias.float() if first.bias is not None else torch.zeros(w1.shape[0], device=w1.device)
+    b2 = second.bias.float() if second.bias is not None else torch.zeros(w2.shape[0], device=w2.device)
+    return (w2 @ w1).to(first.weight.dtype), (w2 @ b1 + b2).to(first.weight.dtype)
 
 
 def _convert_norm(module: nn.Module, norm: str) -> nn.Module:
