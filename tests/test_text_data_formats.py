@@ -223,6 +223,66 @@ def test_ctw1500_malformed(tmp_path, bad, msg):
         load_gt_file(str(p), "ctw1500")
 
 
+def _ctw_xml(boxes, image="0001.jpg"):
+    """CTW1500's XML label layout: (segs string, label or None) per box."""
+    out = ['<?xml version="1.0" encoding="utf-8"?>', "<Annotations>", f'  <image file="{image}">']
+    for segs, label in boxes:
+        out.append('    <box height="40" left="10" top="10" width="90">')
+        if label is not None:
+            out.append(f"      <label>{label}</label>")
+        if segs is not None:
+            out.append(f"      <segs>{segs}</segs>")
+        out.append('      <pts x="12" y="14" />')
+        out.append("    </box>")
+    return "\n".join(out + ["  </image>", "</Annotations>", ""])
+
+
+def test_ctw1500_xml_training_labels(tmp_path):
+    t = np.linspace(0, np.pi, 7)
+    pts = np.concatenate([np.stack([100 + 80 * np.cos(np.pi - t), 100 - 60 * np.sin(t)], 1),
+                          np.stack([100 + 50 * np.cos(t), 100 - 30 * np.sin(np.pi - t)], 1)]).round()
+    segs = ",".join(str(int(v)) for v in pts.reshape(-1))
+    xml = _ctw_xml([(segs, "Caf&#233; &amp; Bar, 24h"), ("10,10,50,10,50,30,10,30", "###"), (segs, None)])
+    _write(tmp_path / "ctw1500_train_labels" / "0001.xml", "\ufeff" + xml.replace("\n", "\r\n"))
+    _image(tmp_path / "train_images" / "0001.jpg", 300, 200)
+    (d,) = load_text_dataset(str(tmp_path / "train_images"), str(tmp_path / "ctw1500_train_labels"), "ctw1500")
+    assert [(a["text"], a["iscrowd"]) for a in d["annotations"]] == [("Caf\u00e9 & Bar, 24h", 0), ("###", 1), ("", 0)]
+    assert np.reshape(d["annotations"][0]["segmentation"][0], (-1, 2)).tolist() == pts.tolist()
+    assert d["annotations"][1]["bbox"] == [10.0, 10.0, 40.0, 20.0]
+    # errors name the file and the line of the <box>
+    assert [i.line for i in load_gt_file(str(tmp_path / "ctw1500_train_labels" / "0001.xml"), "ctw1500")] == [4, 9, 14]
+
+
+@pytest.mark.parametrize(
+    "boxes,msg",
+    [
+        ([("1,2,3,4,5,6", "ok"), (None, "x")], r":9: <box> without <segs>"),
+        ([("1,2,3,4,5,6", "ok"), ("1,2,3,4", "x")], r":9: 2 point"),
+        ([("1,2,3,4,5,6", "ok"), ("1,2,x,4,5,6", "x")], r":9: non-numeric"),
+        ([("1,2,3,4,5,6", "ok"), ("1,2,3,4,5,6,7", "x")], r":9: odd number"),
+    ],
+)
+def test_ctw1500_xml_malformed(tmp_path, boxes, msg):
+    p = tmp_path / "0002.xml"
+    _write(p, _ctw_xml(boxes))
+    with pytest.raises(ValueError, match=rf"0002\.xml{msg}"):
+        load_gt_file(str(p), "ctw1500")
+
+
+def test_ctw1500_xml_broken_structure(tmp_path):
+    p = tmp_path / "0003.xml"
+    _write(p, _ctw_xml([("1,2,3,4,5,6", "ok")]).replace("</box>", "", 1))
+    with pytest.raises(ValueError, match=r"0003\.xml:\d+: malformed XML \(mismatched tag\)"):
+        load_gt_file(str(p), "ctw1500")
+    two = _ctw_xml([("1,2,3,4,5,6", "a")]).replace("</Annotations>", '<image file="x.jpg"></image></Annotations>')
+    _write(p, two)
+    with pytest.raises(ValueError, match=r"0003\.xml:\d+: a second <image>"):
+        load_gt_file(str(p), "ctw1500")
+    _write(p, _ctw_xml([("1,2,3,4,5,6", "a")]).replace("<label>a</label>", "<label>a</label><label>b</label>"))
+    with pytest.raises(ValueError, match=r"0003\.xml:4: <box> has more than one <label>"):
+        load_gt_file(str(p), "ctw1500")
+
+
 def test_polygon_txt_requires_separator(tmp_path):
     p = tmp_path / "0000001.txt"
     _write(p, "1.5,2,30,2,30,12.25,1,12,####Hi, there\r\n5,5,9,5,9,9,####\n")

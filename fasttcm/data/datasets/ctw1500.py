@@ -11,15 +11,23 @@ One file per image (``0001.txt`` for ``0001.jpg``), one text line per line, UTF-
 * A line without ``####`` and with an even number of fields other than 32 is read as absolute vertices with an
   empty transcription (exactly 32 fields always means the original relative form).
 
-Coordinates are pixels. Errors name ``file:line``.
+* **XML training labels** (``ctw1500_train_labels/0001.xml``, the release with transcriptions): one
+  ``<image file="0001.jpg">`` element holding one ``<box left top width height>`` per text line, each with
+  ``<segs>x1,y1,...,x14,y14</segs>`` (absolute vertices, any n >= 3 accepted), ``<label>transcription</label>``
+  (``###`` = don't care; a box without ``<label>`` reads as ``""``, not don't care) and ``<pts x y/>`` elements,
+  which are not needed and not read. The ``<box>`` attributes are the enclosing rectangle, also not needed.
+
+Coordinates are pixels. Errors name ``file:line`` (for XML, the line of the ``<box>`` element).
 """
 from __future__ import annotations
 
+import os
 from typing import List
+from xml.parsers import expat
 
 from .text import TextInstance, parse_coordinates, parse_numbers, read_text_lines
 
-__all__ = ["load_ctw1500_gt", "load_polygon_txt_gt", "SEPARATOR", "DONT_CARE"]
+__all__ = ["load_ctw1500_gt", "load_ctw1500_xml", "load_polygon_txt_gt", "SEPARATOR", "DONT_CARE"]
 
 SEPARATOR = "####"
 DONT_CARE = "###"
@@ -45,8 +53,60 @@ def load_polygon_txt_gt(path: str) -> List[TextInstance]:
     return out
 
 
-def load_ctw1500_gt(path: str) -> List[TextInstance]:
-    """Parse one CTW1500 label file (either form, decided per line)."""
+def load_ctw1500_xml(path: str) -> List[TextInstance]:
+    """Parse one CTW1500 XML label file (see the module docstring); errors name ``file:line``."""
+    with open(path, "rb") as f:
+        data = f.read()
+    boxes = []  # [line, segs text or None, label text or None]
+    images = []
+    stack: List[str] = []
+    text: List[str] = []
+    parser = expat.ParserCreate("utf-8")
+
+    def start(tag, attrs):
+        if tag == "image":
+            images.append(parser.CurrentLineNumber)
+        elif tag == "box":
+            if "box" in stack:
+                raise ValueError(f"{path}:{parser.CurrentLineNumber}: <box> inside another <box>")
+            boxes.append([parser.CurrentLineNumber, None, None])
+        elif tag in ("segs", "label") and stack and stack[-1] == "box":
+            text.clear()
+        stack.append(tag)
+
+    def end(tag):
+        stack.pop()
+        if tag in ("segs", "label") and stack and stack[-1] == "box":
+            slot = 1 if tag == "segs" else 2
+            if boxes[-1][slot] is not None:
+                raise ValueError(f"{path}:{boxes[-1][0]}: <box> has more than one <{tag}>")
+            boxes[-1][slot] = "".join(text)
+
+    def chars(data):
+        if stack and stack[-1] in ("segs", "label"):
+            text.append(data)
+
+    parser.StartElementHandler, parser.EndElementHandler, parser.CharacterDataHandler = start, end, chars
+    try:
+        parser.Parse(data, True)
+    except expat.ExpatError as e:
+        raise ValueError(f"{path}:{e.lineno}: malformed XML ({expat.ErrorString(e.code)})") from None
+    if len(images) > 1:
+        raise ValueError(f"{path}:{images[1]}: a second <image> element; expected one image per label file")
+    out = []
+    for line, segs, label in boxes:
+        where = f"{path}:{line}"
+        if segs is None:
+            raise ValueError(f"{where}: <box> without <segs> (its polygon)")
+        pts = parse_coordinates(segs.strip().rstrip(",").split(","), where)
+        if len(pts) < 3:
+            raise ValueError(f"{where}: {len(pts)} point(s) in <segs>, a polygon needs at least 3")
+        label = (label or "").strip()
+        out.append(TextInstance(pts, label, label == DONT_CARE, line))
+    return out
+
+
+def _ctw1500_txt(path: str) -> List[TextInstance]:
     out = []
     for i, line in enumerate(read_text_lines(path), start=1):
         if not line.strip():
@@ -69,3 +129,10 @@ def load_ctw1500_gt(path: str) -> List[TextInstance]:
             )
         out.append(TextInstance(pts, "", False, i))
     return out
+
+
+def load_ctw1500_gt(path: str) -> List[TextInstance]:
+    """Parse one CTW1500 label file: ``.xml`` (XML training labels), otherwise a text form (decided per line)."""
+    if os.path.splitext(path)[1].lower() == ".xml":
+        return load_ctw1500_xml(path)
+    return _ctw1500_txt(path)

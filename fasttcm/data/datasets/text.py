@@ -198,7 +198,7 @@ def _formats() -> Dict[str, _Format]:
         "totaltext": _Format(
             "totaltext", "totaltext", True, (".mat", ".txt"), _strip_prefix(("poly_gt_", "gt_")), load_totaltext_gt
         ),
-        "ctw1500": _Format("ctw1500", "ctw1500", False, (".txt",), _strip_prefix(("gt_",)), load_ctw1500_gt),
+        "ctw1500": _Format("ctw1500", "ctw1500", False, (".txt", ".xml"), _strip_prefix(("gt_",)), load_ctw1500_gt),
     }
     # "polygon_txt": x1,y1,...,xn,yn,####text lines, one file per image (e.g. 0000001.txt): the synthetic set's GT
     fmts["polygon_txt"] = _Format(
