@@ -47,7 +47,8 @@ def parse_args(argv=None):
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--clip", default="RN50", help="CLIP name (RN50, RN101, RN50x4, ..., tiny-test)")
     ap.add_argument("--weights", default="", help="CLIP weights (default random)")
-    ap.add_argument("--dense-pool", default=None, help="override MODEL.FASTTCM.DENSE_POOL")
+    ap.add_argument("--dense-pool", default=None, choices=("value", "attention"),
+                    help="override MODEL.FASTTCM.DENSE_POOL (default value; attention = the reference code's, slower)")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     ap.add_argument("--no-fpn", action="store_true", help="time the bottom-up backbone without the FPN")
     ap.add_argument("--stat", choices=("median", "min"), default="median",

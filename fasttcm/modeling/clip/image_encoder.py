@@ -111,8 +111,8 @@ class CLIPImageEncoder(nn.Module):
           projections are linear, so without gradients they run as one folded E x C5 matrix, computed once and
           cached like FastTCM's text embeddings; g is computed without projecting every key and value.
         * ``"attention"``: every pixel token's output of the same multi-head attention (each pixel attends to all
-          tokens), as the DenseCLIP/TCM reference code does: three C5 x C5 projections of every pixel, about 3x
-          the cost of the value path before folding (6x after).
+          tokens), as the DenseCLIP/TCM reference code does: three C5 x C5 projections of every pixel besides
+          c_proj, about 2.3x the multiply-adds of the unfolded value path and 7x those of the folded one.
 
         Args:
             res5: (B, C5, h, w), C5 = 2048 for RN50.
@@ -129,7 +129,8 @@ class CLIPImageEncoder(nn.Module):
         if self.dense_pool == "attention":
             heads = ap.num_heads
             d = c // heads
-            q, k, v = (proj(tokens).view(b, -1, heads, d).transpose(1, 2) for proj in (ap.q_proj, ap.k_proj, ap.v_proj))
+            q, k, v = (proj(tokens).view(b, -1, heads, d).transpose(1, 2)  # (B, heads, 1+hw, d)
+                       for proj in (ap.q_proj, ap.k_proj, ap.v_proj))
             out = F.scaled_dot_product_attention(q, k, v)  # (B, heads, 1+hw, d)
             out = ap.c_proj(out.transpose(1, 2).reshape(b, -1, c))  # (B, 1+hw, E)
             g, dense = out[:, 0], out[:, 1:]
