@@ -2,7 +2,8 @@
 """The quick start (`make demo`): train FastTCM on synthetic scene text on the CPU, evaluate it, draw it.
 
 1. renders the synthetic scene-text sets (seeded, cached under $DETECTRON2_DATASETS, default ./datasets);
-2. trains FastTCM (tiny random CLIP + DB head) with configs/quickstart/fasttcm_synthtext_cpu.yaml;
+2. trains FastTCM (tiny random CLIP + DB head) with configs/quickstart/fasttcm_synthtext_cpu.yaml, seeded by its
+   SEED (repeatable on the same machine);
 3. evaluates on the synthetic validation set with the Total-Text polygon protocol at a fixed score threshold;
 4. draws predictions and score-map heat maps on the real photos in demo/images;
 and ends with the line `quickstart: precision=P recall=R hmean=H (synthetic val, N images)`.
@@ -28,6 +29,7 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     from detectron2.data import DatasetCatalog
+    from detectron2.utils.env import seed_all_rng
     from detectron2.utils.logger import setup_logger
 
     import fasttcm  # noqa: F401
@@ -35,6 +37,7 @@ def main(argv=None):
 
     cfg = load_config(args.config_file, ["OUTPUT_DIR", args.output] + list(args.opts))
     os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+    seed_all_rng(None if cfg.SEED < 0 else cfg.SEED)  # as default_setup does: the config's SEED makes runs repeatable
     setup_logger(output=cfg.OUTPUT_DIR, name="detectron2")
     setup_logger(output=cfg.OUTPUT_DIR, name="fasttcm")
     log = logging.getLogger("fasttcm.quickstart")
