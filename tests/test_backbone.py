@@ -304,3 +304,25 @@ def test_rn50_interface_contract():
     assert aux["score_map"].shape == (1, 1, 2, 3) and aux["global_embedding"].shape == (1, 1024)
     assert {k: tuple(v.shape[1:]) for k, v in feats.items()} == {
         "p2": (256, 16, 24), "p3": (256, 8, 12), "p4": (256, 4, 6), "p5": (256, 2, 3), "p6": (256, 1, 2)}
+
+
+def test_checkpoint_records_its_dense_pool(tmp_path, caplog):
+    from detectron2.checkpoint import DetectionCheckpointer
+
+    trained = build("fasttcm", fpn=True, seed=5, DENSE_POOL="attention")
+    DetectionCheckpointer(trained, save_dir=str(tmp_path)).save("attn")
+    path = str(tmp_path / "attn.pth")
+    same = build("fasttcm", fpn=True, seed=6, DENSE_POOL="attention")
+    DetectionCheckpointer(same).load(path)
+    assert torch.equal(same.state_dict()["bottom_up.image_encoder.visual.attnpool.q_proj.weight"],
+                       trained.state_dict()["bottom_up.image_encoder.visual.attnpool.q_proj.weight"])
+    with pytest.raises(ValueError, match=r"trained with MODEL.FASTTCM.DENSE_POOL 'attention', but this model uses "
+                                         r"'value'.*DENSE_POOL attention"):
+        DetectionCheckpointer(build("fasttcm", fpn=True)).load(path)
+    # a checkpoint from before the entry existed loads, with a warning that says what was assumed
+    old = {k: v for k, v in trained.state_dict().items() if not k.endswith("dense_pool_id")}
+    with caplog.at_level(logging.WARNING, logger="fasttcm"):
+        build("fasttcm", fpn=True).load_state_dict(old, strict=False)
+    assert "does not record its dense pool" in caplog.text and "'value'" in caplog.text
+    # the baseline has no pool and no entry
+    assert not any(k.endswith("dense_pool_id") for k in build("baseline").state_dict())

@@ -5,6 +5,7 @@ are CLIP's ``visual.*`` names) and returns Detectron2-style feature maps res2..r
 attention pool on res5 at any grid size, with the learned positional embedding resized bicubically from CLIP's
 pre-training grid (7x7 for RN50) to the feature grid.
 """
+import logging
 from typing import Dict, Tuple
 
 import torch
@@ -16,6 +17,8 @@ from torch import nn
 from ..param_cache import ParameterCache
 
 __all__ = ["CLIPImageEncoder", "fold_linear", "resize_attnpool_positional_embedding"]
+
+logger = logging.getLogger(__name__)
 
 _STAGES = ("res2", "res3", "res4", "res5")
 DENSE_POOL_MODES = ("value", "attention")
@@ -60,11 +63,11 @@ class CLIPImageEncoder(nn.Module):
         super().__init__()
         if not isinstance(visual, ModifiedResNet):
             raise TypeError(f"CLIPImageEncoder needs an open_clip ModifiedResNet, got {type(visual).__name__}")
-        if dense_pool not in DENSE_POOL_MODES:
-            raise ValueError(f"dense_pool must be one of {DENSE_POOL_MODES}, got {dense_pool!r}")
         if not with_pool:
             visual.attnpool = None
         self.visual = _convert_norm(visual, norm)
+        if with_pool:  # saved with the weights, so a checkpoint is not silently run with the other dense pool
+            self.register_buffer("dense_pool_id", torch.tensor(0))
         self.dense_pool = dense_pool
         self._value_fold = ParameterCache()  # folded value path, see _value_path
         self._resized_pos = ParameterCache()  # positional embedding at the last grid size, see _positional_embedding
@@ -73,6 +76,41 @@ class CLIPImageEncoder(nn.Module):
         self._strides = {name: 4 * 2 ** i for i, name in enumerate(_STAGES)}
         self.embed_dim = visual.output_dim if with_pool else 0
         self._freeze(freeze_at)
+
+    @property
+    def dense_pool(self) -> str:
+        """How :meth:`pool` makes the dense embedding: one of ``DENSE_POOL_MODES`` (saved in the state dict)."""
+        return self._dense_pool
+
+    @dense_pool.setter
+    def dense_pool(self, mode: str):
+        if mode not in DENSE_POOL_MODES:
+            raise ValueError(f"dense_pool must be one of {DENSE_POOL_MODES}, got {mode!r}")
+        self._dense_pool = mode
+        if hasattr(self, "dense_pool_id"):
+            self.dense_pool_id.fill_(DENSE_POOL_MODES.index(mode))
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        """Refuse weights trained with the other dense pool; warn when a checkpoint does not say which it had."""
+        key = prefix + "dense_pool_id"
+        if hasattr(self, "dense_pool_id"):
+            if key in state_dict:
+                saved = int(state_dict[key])
+                if not 0 <= saved < len(DENSE_POOL_MODES):
+                    raise ValueError(f"checkpoint entry {key} = {saved} names no dense pool of {DENSE_POOL_MODES}")
+                if DENSE_POOL_MODES[saved] != self.dense_pool:
+                    raise ValueError(
+                        f"the checkpoint's image encoder was trained with MODEL.FASTTCM.DENSE_POOL "
+                        f"{DENSE_POOL_MODES[saved]!r}, but this model uses {self.dense_pool!r}: their dense embeddings "
+                        f"differ, so set MODEL.FASTTCM.DENSE_POOL {DENSE_POOL_MODES[saved]} to use these weights")
+            elif any(k.startswith(prefix + "visual.attnpool.") for k in state_dict):
+                logger.warning(
+                    "the checkpoint does not record its dense pool (%s missing); using MODEL.FASTTCM.DENSE_POOL %r. "
+                    "Checkpoints made before that key existed (fasttcm before 2026-11-30) used 'attention'.",
+                    key, self.dense_pool)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
     # ------------------------------------------------------------------------------------------ trunk --
     def output_shape(self) -> Dict[str, ShapeSpec]:
