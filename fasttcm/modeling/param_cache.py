@@ -4,7 +4,7 @@ FastTCM computes some things once at inference that training must recompute ever
 (``prompting.CachedTextEmbeddings``) and the folded value-path weights of CLIP's attention pool
 (``clip.image_encoder``). :class:`ParameterCache` holds one such value and knows when it is stale.
 """
-from typing import Callable, Hashable, Iterable, Optional
+from typing import Any, Callable, Hashable, Iterable, Optional
 
 import torch
 from torch import nn
@@ -24,7 +24,7 @@ class ParameterCache:
     """
 
     def __init__(self):
-        self._value: Optional[torch.Tensor] = None
+        self._value: Optional[Any] = None  # a tensor or a tuple of tensors
         self._key = None
 
     @staticmethod

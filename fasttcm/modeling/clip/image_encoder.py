@@ -92,7 +92,10 @@ class CLIPImageEncoder(nn.Module):
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):
-        """Refuse weights trained with the other dense pool; warn when a checkpoint does not say which it had."""
+        """Refuse weights trained with the other dense pool; warn when a checkpoint does not say which it had.
+        Drops the inference caches (also kept valid by version counters; this covers ``assign=True`` loads)."""
+        self._value_fold.clear()
+        self._resized_pos.clear()
         key = prefix + "dense_pool_id"
         if hasattr(self, "dense_pool_id"):
             if key in state_dict:
