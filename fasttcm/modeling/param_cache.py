@@ -9,7 +9,12 @@ from typing import Any, Callable, Hashable, Iterable, Optional
 import torch
 from torch import nn
 
-__all__ = ["ParameterCache"]
+__all__ = ["ParameterCache", "gradient_needed"]
+
+
+def gradient_needed(params: Iterable[nn.Parameter]) -> bool:
+    """True when autograd is on and one of ``params`` wants a gradient: then a cached value must not be used."""
+    return torch.is_grad_enabled() and any(p.requires_grad for p in params)
 
 
 class ParameterCache:

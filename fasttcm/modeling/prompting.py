@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .clip.text_encoder import CLIPTextEncoder
-from .param_cache import ParameterCache
+from .param_cache import ParameterCache, gradient_needed
 
 logger = logging.getLogger(__name__)
 
@@ -194,8 +194,7 @@ class CachedTextEmbeddings(nn.Module):
 
     def forward(self) -> torch.Tensor:
         """(K, E) text embeddings; cached in eval mode (see class doc)."""
-        needs_grad = torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters())
-        if self.training or needs_grad:
+        if self.training or gradient_needed(self.parameters()):
             self.clear_cache()
             return self.compute()
         return self._cache.get(self.parameters(), self.compute)

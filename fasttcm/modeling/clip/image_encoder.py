@@ -14,7 +14,7 @@ from detectron2.layers import FrozenBatchNorm2d, ShapeSpec
 from open_clip.modified_resnet import ModifiedResNet
 from torch import nn
 
-from ..param_cache import ParameterCache
+from ..param_cache import ParameterCache, gradient_needed
 
 __all__ = ["CLIPImageEncoder", "fold_linear", "resize_attnpool_positional_embedding"]
 
@@ -185,7 +185,7 @@ class CLIPImageEncoder(nn.Module):
         """(1 + h*w, C5): the pool's positional embedding resized to the grid; cached for the last grid size when
         no gradient must reach it (bicubic resizing of 2048 channels costs a few ms per image on a CPU)."""
         pos = ap.positional_embedding
-        if torch.is_grad_enabled() and pos.requires_grad:
+        if gradient_needed((pos,)):
             return resize_attnpool_positional_embedding(pos, h, w)
         return self._resized_pos.get((pos,), lambda: resize_attnpool_positional_embedding(pos, h, w), extra=(h, w))
 
@@ -215,7 +215,7 @@ class CLIPImageEncoder(nn.Module):
         recomputed only after the projections change (training step, weight loading, ``.to()``).
         """
         params = (ap.v_proj.weight, ap.v_proj.bias, ap.c_proj.weight, ap.c_proj.bias)
-        if torch.is_grad_enabled() and any(p.requires_grad for p in params):
+        if gradient_needed(params):
             return ap.c_proj(ap.v_proj(pixels))
         weight, bias = self._value_fold.get(params, lambda: fold_linear(ap.v_proj, ap.c_proj))
         return F.linear(pixels, weight.to(pixels.dtype), bias.to(pixels.dtype))
