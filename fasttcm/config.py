@@ -90,4 +90,5 @@ def add_fasttcm_config(cfg):
     _C.TEST.FASTTCM.TILE_GAP = 200  # overlap of neighbouring tiles (pixels), as DOTA's splitter
     _C.TEST.FASTTCM.TILE_NMS_THRESH = 0.1  # class-wise polygon NMS IoU threshold when merging tile predictions
     _C.TEST.FASTTCM.SCORE_THRESHOLD = 0.5  # detections below this score are not reported to evaluators (fixed, no sweep)
+    _C.TEST.FASTTCM.ALLOW_INCOMPLETE_WEIGHTS = False  # --eval-only/demo/predictor: True accepts MODEL.WEIGHTS missing model tensors (warning)
     return cfg

@@ -5,13 +5,15 @@ and images larger than ``TEST.FASTTCM.TILE_SIZE`` are cut into overlapping tiles
 ``TILE_SIZE - TILE_GAP``, last tile flush with the border) whose oriented boxes are shifted back to the image and
 merged with class-wise polygon NMS (``TILE_NMS_THRESH``), the same path as DOTA's split/merge evaluation.
 """
+import logging
+
 import numpy as np
 import torch
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.data import transforms as T
 from detectron2.modeling import build_model
 from detectron2.structures import Instances, RotatedBoxes
 
+from .checkpoint import FastTCMCheckpointer
 from .data.dota.geometry import poly_nms, rboxes_to_quads
 from .data.dota.split import patch_origins
 
@@ -21,6 +23,10 @@ class FastTCMPredictor:
 
     ``predictor(img)`` takes an (H, W, 3) uint8 BGR image and returns the model's output dict for it, with
     ``instances`` in original image coordinates.
+
+    Weights are read by :class:`fasttcm.checkpoint.FastTCMCheckpointer` and must fit the model completely (a file
+    without the model's heads is refused unless ``TEST.FASTTCM.ALLOW_INCOMPLETE_WEIGHTS``); with no
+    ``MODEL.WEIGHTS`` the model keeps its random initialisation and a warning says so.
     """
 
     def __init__(self, cfg):
@@ -28,7 +34,10 @@ class FastTCMPredictor:
         self.model = build_model(self.cfg)
         self.model.eval()
         if cfg.MODEL.WEIGHTS:
-            DetectionCheckpointer(self.model).load(cfg.MODEL.WEIGHTS)
+            FastTCMCheckpointer.for_inference(cfg, self.model).load(cfg.MODEL.WEIGHTS)
+        else:
+            logging.getLogger(__name__).warning(
+                "MODEL.WEIGHTS is empty: the model runs with randomly initialised weights")
         self.aug = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MIN_SIZE_TEST], cfg.INPUT.MAX_SIZE_TEST)
         self.input_format = cfg.INPUT.FORMAT
         if self.input_format not in ("RGB", "BGR"):

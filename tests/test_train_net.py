@@ -60,3 +60,44 @@ def test_resume_continues_from_the_saved_iteration(trained):
     rows = [json.loads(line) for line in (out / "metrics.json").read_text().splitlines() if line.strip()]
     iters = [r["iteration"] for r in rows if "total_loss" in r]
     assert max(iters) == 49 and iters.count(19) == 1  # appended after the first run, not restarted from 0
+
+
+def _run_failing(args, tmp_out):
+    cmd = [sys.executable, "tools/train_net.py", "--config-file", CFG] + args + ["OUTPUT_DIR", str(tmp_out)] + COMMON
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return proc.stdout + proc.stderr
+
+
+class _Evil:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_eval_only_refuses_a_pkl_that_would_run_code(tmp_path):
+    import pickle
+
+    marker = tmp_path / "pwned"
+    weights = tmp_path / "model.pkl"
+    weights.write_bytes(pickle.dumps({"model": {"x": _Evil(marker)}, "__author__": "stranger"}, protocol=2))
+    log = _run_failing(["--eval-only", "MODEL.WEIGHTS", str(weights)], tmp_path / "out")
+    assert not marker.exists()
+    assert f"checkpoint {weights}: refused unsafe content" in log
+
+
+def test_eval_only_refuses_weights_without_the_heads_and_no_weights(trained, tmp_path):
+    import torch
+
+    out, _ = trained
+    full = torch.load(str(out / "model_final.pth"), map_location="cpu", weights_only=True)["model"]
+    partial = tmp_path / "backbone_only.pth"
+    torch.save({"model": {k: v for k, v in full.items() if not k.startswith("head.")}}, str(partial))
+    log = _run_failing(["--eval-only", "MODEL.WEIGHTS", str(partial)], tmp_path / "out")
+    assert f"checkpoint {partial}: does not fit the model" in log and "missing (first: head." in log
+    log = _run_failing(["--eval-only"], tmp_path / "out2")
+    assert "--eval-only needs trained weights" in log

@@ -18,6 +18,7 @@ import sys
 import torch
 
 import fasttcm  # noqa: F401
+from fasttcm.checkpoint import model_state_dict, read_checkpoint_file
 from fasttcm.engine import load_config
 from fasttcm.modeling.backbone import FastTCMBackbone
 from fasttcm.modeling.prompting import save_text_embeddings
@@ -50,9 +51,8 @@ def main(argv=None):
     c.TEXT_EMBEDDINGS_FILE = ""  # the text encoder is what we need here
     backbone = FastTCMBackbone.from_config(cfg)
     if args.weights:
-        ckpt = torch.load(args.weights, map_location="cpu", weights_only=True)
-        if isinstance(ckpt, dict) and isinstance(ckpt.get("model"), dict):
-            ckpt = ckpt["model"]
+        ckpt = model_state_dict(args.weights, read_checkpoint_file(args.weights))["model"]
+        ckpt = {k: torch.as_tensor(v) for k, v in ckpt.items()}
         own = backbone.state_dict()
         sd = backbone_state_dict(ckpt, set(own))
         missing = sorted(k for k in own if k.startswith("text.") and k not in sd)

@@ -8,9 +8,9 @@ Examples:
   python tools/train_net.py --config-file CFG --num-gpus 8 SOLVER.IMS_PER_BATCH 16
 """
 import fasttcm  # noqa: F401,I001  (first: registers backbones, heads, datasets; supplies detectron2's ops)
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.engine import default_argument_parser, launch
 
+from fasttcm.checkpoint import FastTCMCheckpointer
 from fasttcm.engine import FastTCMTrainer, setup
 
 
@@ -18,7 +18,13 @@ def main(args):
     cfg = setup(args)
     if args.eval_only:
         model = FastTCMTrainer.build_model(cfg)
-        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        checkpointer = FastTCMCheckpointer.for_inference(cfg, model)
+        if not cfg.MODEL.WEIGHTS and not (args.resume and checkpointer.has_checkpoint()):
+            if not cfg.TEST.FASTTCM.ALLOW_INCOMPLETE_WEIGHTS:
+                raise SystemExit("--eval-only needs trained weights: give MODEL.WEIGHTS path/to/model_final.pth "
+                                 "(or --resume with a last_checkpoint in OUTPUT_DIR); set "
+                                 "TEST.FASTTCM.ALLOW_INCOMPLETE_WEIGHTS True to evaluate a randomly initialised model")
+        checkpointer.resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
         return FastTCMTrainer.test(cfg, model)
     trainer = FastTCMTrainer(cfg)
     trainer.resume_or_load(resume=args.resume)

@@ -1,9 +1,12 @@
-"""``FastTCMTrainer``: Detectron2's ``DefaultTrainer`` with fasttcm's mappers, evaluators and optimizer."""
+"""``FastTCMTrainer``: Detectron2's ``DefaultTrainer`` with fasttcm's mappers, evaluators, optimizer and safe
+checkpointer."""
 import os
 
 from detectron2.data import DatasetMapper, MetadataCatalog, build_detection_test_loader, build_detection_train_loader
 from detectron2.engine import DefaultTrainer
 from detectron2.evaluation import COCOEvaluator, DatasetEvaluators
+
+from ..checkpoint import FastTCMCheckpointer
 
 
 def build_mapper(cfg, is_train):
@@ -48,7 +51,18 @@ def build_evaluator_for_dataset(cfg, dataset_name, output_folder=None):
 
 
 class FastTCMTrainer(DefaultTrainer):
-    """DefaultTrainer (hooks, checkpoints, ``metrics.json``, TensorBoard) with fasttcm's data and optimizer."""
+    """DefaultTrainer (hooks, checkpoints, ``metrics.json``, TensorBoard) with fasttcm's data and optimizer.
+
+    Checkpoints are read and written by :class:`fasttcm.checkpoint.FastTCMCheckpointer` (no unpickling of
+    arbitrary objects, one key-mismatch summary, atomic saves), which replaces ``DefaultTrainer``'s
+    ``DetectionCheckpointer`` before the hooks (periodic checkpointer) are built.
+    """
+
+    def build_hooks(self):
+        old = self.checkpointer
+        self.checkpointer = FastTCMCheckpointer(old.model, old.save_dir, save_to_disk=old.save_to_disk,
+                                                **old.checkpointables)
+        return super().build_hooks()
 
     @classmethod
     def build_train_loader(cls, cfg):
