@@ -25,6 +25,7 @@ either the previous complete checkpoint or the new one, never a truncated file t
 """
 from __future__ import annotations
 
+import io
 import logging
 import os
 import pickle
@@ -38,7 +39,7 @@ import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
 __all__ = ["CheckpointError", "RestrictedUnpickler", "FastTCMCheckpointer", "read_checkpoint_file",
-           "model_state_dict"]
+           "model_state_dict", "is_torchscript_archive", "read_torchscript_state_dict"]
 
 logger = logging.getLogger(__name__)
 
@@ -224,6 +225,160 @@ def model_state_dict(path: str, loaded: Any) -> Dict[str, Any]:
         return dict(loaded)
     _check_tensors(path, loaded, "the file")
     return {"model": dict(loaded)}
+
+
+# ------------------------------------------------------------------------------------ TorchScript archives --
+def is_torchscript_archive(path: str) -> bool:
+    """True for a TorchScript zip (it holds ``<root>/code/...``); plain ``torch.save`` zips do not."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+    return any(n.split("/", 1)[-1].startswith("code/") or n.endswith("/constants.pkl") for n in names)
+
+
+_STORAGE_DTYPES = {
+    "FloatStorage": torch.float32, "DoubleStorage": torch.float64, "HalfStorage": torch.float16,
+    "BFloat16Storage": torch.bfloat16, "LongStorage": torch.int64, "IntStorage": torch.int32,
+    "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8, "BoolStorage": torch.bool,
+}
+
+
+class _ScriptObject:
+    """Stands in for a TorchScript module or class instance: records its attributes, runs nothing. One subclass
+    per archive class (``qualname``), made by :meth:`_TorchScriptUnpickler.find_class` (pickle's NEWOBJ needs a
+    class)."""
+
+    qualname = ""
+    state: Any = None
+
+    def __setstate__(self, state):
+        self.state = state
+
+
+def _rebuild_tensor(storage, offset, size, stride, requires_grad=False, hooks=None, metadata=None):
+    return torch.as_strided(storage, tuple(size), tuple(stride), int(offset))
+
+
+def _rebuild_parameter(data, requires_grad=False, hooks=None):
+    return data
+
+
+class _TorchScriptUnpickler(pickle.Unpickler):
+    """Reads a TorchScript archive's ``data.pkl`` as plain data: classes of the archive become
+    :class:`_ScriptObject` records, tensors are rebuilt from the archive's storages; nothing else is admitted."""
+
+    def __init__(self, f, zf: zipfile.ZipFile, root: str):
+        super().__init__(f)
+        self._zf, self._root = zf, root
+        self._classes: Dict[str, type] = {}
+
+    def find_class(self, module: str, name: str):
+        if module == "__torch__" or module.startswith("__torch__."):
+            qual = f"{module}.{name}"
+            if qual not in self._classes:
+                self._classes[qual] = type("ScriptObject", (_ScriptObject,), {"qualname": qual})
+            return self._classes[qual]
+        if module == "torch._utils" and name == "_rebuild_tensor_v2":
+            return _rebuild_tensor
+        if module == "torch._utils" and name == "_rebuild_parameter":
+            return _rebuild_parameter
+        if module == "torch.jit._pickle" and name in ("build_intlist", "build_doublelist", "build_boollist",
+                                                      "build_tensorlist", "build_list"):
+            return list  # TorchScript's typed lists: plain lists here
+        if module == "torch.jit._pickle" and name == "restore_type_tag":
+            return lambda value, type_str=None: value
+        if module == "torch" and name in _STORAGE_DTYPES:
+            return _STORAGE_DTYPES[name]
+        if (module, name) in _SAFE_GLOBALS:
+            return _SAFE_GLOBALS[(module, name)]
+        raise pickle.UnpicklingError(f"refused global {module}.{name}")
+
+    def persistent_load(self, pid):
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage" and isinstance(pid[1], torch.dtype)):
+            raise pickle.UnpicklingError(f"refused persistent id {pid!r}")
+        _, dtype, key, _, numel = pid
+        raw = bytearray(self._zf.read(f"{self._root}/data/{key}"))
+        n = len(raw) // torch.empty((), dtype=dtype).element_size()
+        if n < int(numel):
+            raise pickle.UnpicklingError(f"storage {key} holds {n} elements, {numel} expected")
+        return torch.frombuffer(raw, dtype=dtype, count=n) if n else torch.empty(0, dtype=dtype)
+
+
+_CLASS_RE = None
+
+
+def _archive_state_names(zf: zipfile.ZipFile, root: str) -> Dict[str, tuple]:
+    """``qualified class name -> (parameters, buffers)`` from the archive's code files (read as text, never
+    executed): each TorchScript module class lists ``__parameters__ = [...]`` and ``__buffers__ = [...]``."""
+    import re
+
+    global _CLASS_RE
+    if _CLASS_RE is None:
+        _CLASS_RE = re.compile(r"^class\s+([\w.]+)\s*\(Module\):\s*\n((?:[ \t]+.*\n?)*)", re.M)
+    names: Dict[str, tuple] = {}
+    for n in zf.namelist():
+        if not (n.startswith(f"{root}/code/") and n.endswith(".py")):
+            continue
+        module = n[len(f"{root}/code/"):-3].replace("/", ".")
+        text = zf.read(n).decode("utf-8", "replace")
+        for m in _CLASS_RE.finditer(text):
+            body = m.group(2)
+            lists = []
+            for key in ("__parameters__", "__buffers__"):
+                mm = re.search(rf"{key}\s*=\s*\[([^\]]*)\]", body)
+                lists.append(tuple(re.findall(r'"([^"]*)"', mm.group(1))) if mm else None)
+            names[f"{module}.{m.group(1)}"] = tuple(lists)
+    return names
+
+
+def read_torchscript_state_dict(path: str) -> Dict[str, torch.Tensor]:
+    """The state dict (parameters and buffers) of a TorchScript archive, read without running its code.
+
+    ``torch.jit.load`` would compile the archive's code and run its ``__setstate__`` methods; this reads
+    ``data.pkl`` with a restricted unpickler instead (module objects become plain records, tensors come from the
+    archive's storages) and takes, for each module, the attributes its class lists in ``__parameters__`` and
+    ``__buffers__`` (from the code files, parsed as text). Raises :class:`CheckpointError` naming the file for
+    anything else in the pickle.
+    """
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise CheckpointError(path, f"not a readable TorchScript zip ({e})") from None
+    with zf:
+        pkl = [n for n in zf.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
+        if not pkl:
+            raise CheckpointError(path, "TorchScript archive without data.pkl")
+        root = pkl[0].split("/", 1)[0]
+        order = zf.read(f"{root}/byteorder").decode().strip() if f"{root}/byteorder" in zf.namelist() else "little"
+        if order != "little":
+            raise CheckpointError(path, f"byte order {order!r} is not supported")
+        declared = _archive_state_names(zf, root)
+        try:
+            obj = _TorchScriptUnpickler(io.BytesIO(zf.read(pkl[0])), zf, root).load()
+        except pickle.UnpicklingError as e:
+            if str(e).startswith("refused"):
+                raise CheckpointError(path, f"refused unsafe content ({e})") from None
+            raise CheckpointError(path, f"truncated or corrupt TorchScript data ({e})") from None
+        except (EOFError, KeyError, ValueError, TypeError, RuntimeError, zipfile.BadZipFile) as e:
+            raise CheckpointError(path, f"truncated or corrupt TorchScript data ({type(e).__name__}: {e})") from None
+    out: Dict[str, torch.Tensor] = {}
+
+    def walk(o, prefix):
+        if not isinstance(o, _ScriptObject) or not isinstance(o.state, dict):
+            return
+        params, buffers = declared.get(o.qualname, (None, None))
+        keep = None if params is None or buffers is None else set(params) | set(buffers)
+        for k, v in o.state.items():
+            if torch.is_tensor(v) and (keep is None or k in keep):
+                out[prefix + k] = v.clone()
+            elif isinstance(v, _ScriptObject):
+                walk(v, f"{prefix}{k}.")
+
+    walk(obj, "")
+    if not out:
+        raise CheckpointError(path, "TorchScript archive without tensors")
+    return out
 
 
 def _fsync_replace(tmp: str, dst: str) -> None:

@@ -202,3 +202,63 @@ def test_no_unsafe_reads_and_one_checkpointer_in_the_code():
                 if "DetectionCheckpointer(" in line and p.name != "checkpoint.py":
                     d2.append(f"{p}:{i}")
     assert unsafe == [] and d2 == []
+
+
+def _script_archive(tmp_path):
+    import warnings
+
+    from fasttcm.modeling.clip.loading import TINY_CLIP_NAME, build_clip_model
+
+    class Archive(nn.Module):  # like OpenAI's RN50.pt: the CLIP modules plus a plain tensor attribute
+        def __init__(self, clip):
+            super().__init__()
+            for n, c in clip.named_children():
+                self.add_module(n, c)
+            for n, p in clip.named_parameters(recurse=False):
+                self.register_parameter(n, p)
+            self.register_buffer("input_resolution", torch.tensor(224))
+            self.not_state = torch.ones(3)  # an attribute that is neither parameter nor buffer
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + self.not_state.sum()
+
+    path = tmp_path / "RN50_like.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.script(Archive(build_clip_model(TINY_CLIP_NAME))).save(str(path))
+    return path
+
+
+def test_torchscript_archive_read_without_running_code_equals_jit_state_dict(tmp_path):
+    import warnings
+
+    from fasttcm.checkpoint import read_torchscript_state_dict
+
+    path = _script_archive(tmp_path)
+    mine = read_torchscript_state_dict(str(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        ref = torch.jit.load(str(path), map_location="cpu").state_dict()
+    assert sorted(mine) == sorted(ref) and "not_state" not in mine
+    for k, v in ref.items():
+        assert mine[k].dtype == v.dtype and torch.equal(mine[k], v), k
+
+
+def test_torchscript_archive_with_a_crafted_pickle_is_refused(tmp_path):
+    import zipfile
+
+    from fasttcm.checkpoint import read_torchscript_state_dict
+
+    src = _script_archive(tmp_path)
+    marker = tmp_path / "pwned"
+    bad = tmp_path / "bad.pt"
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(bad, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename.endswith("/data.pkl"):
+                data = pickle.dumps(_Evil(marker), protocol=2)
+            zout.writestr(item, data)
+    with pytest.raises(CheckpointError) as e:
+        read_torchscript_state_dict(str(bad))
+    assert not marker.exists()
+    assert str(bad) in str(e.value) and "refused" in str(e.value)

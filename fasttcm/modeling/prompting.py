@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checkpoint import read_checkpoint_file
 from .clip.text_encoder import CLIPTextEncoder
 from .param_cache import ParameterCache, gradient_needed
 
@@ -218,8 +219,9 @@ def save_text_embeddings(path: str, embeddings: torch.Tensor, prompts: Sequence[
 
 
 def load_text_embeddings(path: str) -> Dict:
-    """Read a file written by :func:`save_text_embeddings` (``weights_only=True``)."""
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    """Read a file written by :func:`save_text_embeddings` (through :func:`fasttcm.checkpoint.read_checkpoint_file`:
+    ``weights_only=True``, named errors)."""
+    obj = read_checkpoint_file(path)
     if not isinstance(obj, dict) or "text_embeddings" not in obj or "prompts" not in obj:
         raise ValueError(f"{path} is not a text-embedding file (expected keys 'text_embeddings' and 'prompts'; "
                          f"write one with tools/export_text_embeddings.py)")

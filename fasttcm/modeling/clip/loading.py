@@ -12,8 +12,9 @@ Weight sources (``weights`` argument, config key ``MODEL.FASTTCM.CLIP.WEIGHTS``)
   downloads the weights (network needed: it is the only path that uses it).
 * a path to a local file, read with :func:`read_clip_state_dict`:
   OpenAI's TorchScript archive (``RN50.pt``), an open_clip checkpoint (plain state dict, or a dict holding
-  ``state_dict``), or a file written by ``tools/convert_clip_weights.py``. Plain files are read with
-  ``torch.load(..., weights_only=True)``; a TorchScript archive is read with ``torch.jit.load``.
+  ``state_dict``), or a file written by ``tools/convert_clip_weights.py``. Every file goes through
+  :mod:`fasttcm.checkpoint`: plain files with ``torch.load(..., weights_only=True)``, a TorchScript archive with
+  :func:`~fasttcm.checkpoint.read_torchscript_state_dict`, which reads its tensors without running its code.
 
 Activation: every released CLIP ResNet checkpoint (OpenAI's and all open_clip ResNet tags) was trained with
 QuickGELU in its text transformer, so ``quick_gelu=True`` is the default; it is forced on (with a warning when the
@@ -21,8 +22,6 @@ caller asked otherwise) for weights known to come from OpenAI. (The image tower 
 """
 import logging
 import os
-import warnings
-import zipfile
 from copy import deepcopy
 from typing import Dict, List, Tuple
 
@@ -30,6 +29,8 @@ import open_clip
 import torch
 from open_clip.modified_resnet import ModifiedResNet
 from torch import nn
+
+from ...checkpoint import is_torchscript_archive, read_checkpoint_file, read_torchscript_state_dict
 
 logger = logging.getLogger(__name__)
 
@@ -94,15 +95,6 @@ def clip_model_config(name: str) -> dict:
     return cfg
 
 
-def _is_torchscript_archive(path: str) -> bool:
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as zf:
-        names = zf.namelist()
-    # TorchScript archives hold serialized code (<root>/code/...) and constants; plain torch.save zips do not.
-    return any(n.split("/", 1)[-1].startswith("code/") or n.endswith("/constants.pkl") for n in names)
-
-
 def read_clip_state_dict(path: str) -> Tuple[Dict[str, torch.Tensor], bool]:
     """Read CLIP weights from a local file into an open_clip ``CLIP`` state dict (float32, CPU).
 
@@ -115,13 +107,11 @@ def read_clip_state_dict(path: str) -> Tuple[Dict[str, torch.Tensor], bool]:
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"CLIP weights file not found: {path}")
-    if _is_torchscript_archive(path):
-        with warnings.catch_warnings():  # torch.jit.load is deprecated, but it is how OpenAI's files are read
-            warnings.simplefilter("ignore", FutureWarning)
-            sd = torch.jit.load(path, map_location="cpu").state_dict()
+    if is_torchscript_archive(path):
+        sd = read_torchscript_state_dict(path)
         from_openai = True
     else:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = read_checkpoint_file(path)
         if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
             obj = obj["state_dict"]
         elif isinstance(obj, dict) and isinstance(obj.get("model"), dict):
