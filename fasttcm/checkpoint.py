@@ -511,6 +511,16 @@ class FastTCMCheckpointer(DetectionCheckpointer):
         self.logger.info(f"Saving checkpoint to {save_file}")
         _atomic_write(save_file, lambda f: torch.save(data, f))
         self.tag_last_checkpoint(basename)
+        self._remove_stale_temporaries()
+
+    def _remove_stale_temporaries(self) -> None:
+        """Delete temporary files a killed process left behind (``.<name>.pth.<random>.tmp``)."""
+        for fn in os.listdir(self.save_dir):
+            if fn.startswith(".") and fn.endswith(".tmp") and (".pth." in fn or fn.startswith(".last_checkpoint.")):
+                try:
+                    os.unlink(os.path.join(self.save_dir, fn))
+                except OSError:
+                    pass
 
     def tag_last_checkpoint(self, last_filename_basename: str) -> None:
         _atomic_write(os.path.join(self.save_dir, "last_checkpoint"),

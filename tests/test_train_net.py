@@ -101,3 +101,55 @@ def test_eval_only_refuses_weights_without_the_heads_and_no_weights(trained, tmp
     assert f"checkpoint {partial}: does not fit the model" in log and "missing (first: head." in log
     log = _run_failing(["--eval-only"], tmp_path / "out2")
     assert "--eval-only needs trained weights" in log
+
+
+_KILL_DURING_SECOND_SAVE = '''
+import io, os, runpy, signal, sys
+import torch
+real_save, calls = torch.save, []
+def save(obj, f, *args, **kwargs):
+    calls.append(1)
+    if len(calls) == 2:  # the second checkpoint: write half of it, then die as with SIGKILL
+        buf = io.BytesIO()
+        real_save(obj, buf, *args, **kwargs)
+        f.write(buf.getvalue()[: len(buf.getvalue()) // 2])
+        f.flush()
+        os.fsync(f.fileno())
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_save(obj, f, *args, **kwargs)
+torch.save = save
+sys.argv = ["tools/train_net.py"] + sys.argv[1:]
+runpy.run_path("tools/train_net.py", run_name="__main__")
+'''
+
+
+def test_killed_while_saving_resumes_from_the_last_complete_checkpoint(tmp_path):
+    import signal
+
+    import torch
+
+    out = tmp_path / "out"
+    wrapper = tmp_path / "kill_on_second_save.py"
+    wrapper.write_text(_KILL_DURING_SECOND_SAVE)
+    small = ["SOLVER.IMS_PER_BATCH", "2", "SOLVER.WARMUP_ITERS", "2", "SOLVER.STEPS", "()", "SOLVER.CHECKPOINT_PERIOD",
+             "10", "DATALOADER.NUM_WORKERS", "0", "INPUT.FASTTCM.TEXT_CROP_SIZE", "128", "DATASETS.TEST", "()",
+             "OUTPUT_DIR", str(out)]
+    cmd = [sys.executable, str(wrapper), "--config-file", CFG, "SOLVER.MAX_ITER", "30"] + small
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == -signal.SIGKILL, proc.stdout[-2000:] + proc.stderr[-2000:]
+    # the first checkpoint is complete and is what last_checkpoint names; the half-written one never appears
+    assert (out / "last_checkpoint").read_text() == "model_0000009.pth"
+    assert not (out / "model_0000019.pth").exists()
+    ckpt = torch.load(str(out / "model_0000009.pth"), map_location="cpu", weights_only=True)
+    assert ckpt["iteration"] == 9 and "model" in ckpt and ckpt["trainer"]["iteration"] == 9
+    moments = ckpt["trainer"]["_trainer"]["optimizer"]["state"]  # AdamW's moments travel with the checkpoint
+    assert len(moments) > 10 and all(float(s["step"]) == 10 for s in moments.values())
+    proc = subprocess.run([sys.executable, "tools/train_net.py", "--config-file", CFG, "--resume",
+                           "SOLVER.MAX_ITER", "30"] + small, cwd=REPO, capture_output=True, text=True, timeout=600)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    assert "Starting training from iteration 10" in log
+    assert (out / "last_checkpoint").read_text() == "model_final.pth"
+    assert sorted(p.name for p in out.glob("*.pth")) == ["model_0000009.pth", "model_0000019.pth",
+                                                         "model_0000029.pth", "model_final.pth"]
+    assert not list(out.glob(".*.tmp"))  # the killed run's temporary file was cleaned up by the next save

@@ -6,12 +6,14 @@ Examples:
   python tools/train_net.py --config-file CFG --eval-only MODEL.WEIGHTS output/model_final.pth
   python tools/train_net.py --config-file CFG --resume              # continue from OUTPUT_DIR/last_checkpoint
   python tools/train_net.py --config-file CFG --num-gpus 8 SOLVER.IMS_PER_BATCH 16
+  python tools/train_net.py --config-file CFG --num-gpus 2   # no GPU: 2 CPU processes (gloo), MODEL.DEVICE cpu
 """
 import fasttcm  # noqa: F401,I001  (first: registers backbones, heads, datasets; supplies detectron2's ops)
-from detectron2.engine import default_argument_parser, launch
+from detectron2.engine import default_argument_parser
 
 from fasttcm.checkpoint import FastTCMCheckpointer
 from fasttcm.engine import FastTCMTrainer, setup
+from fasttcm.engine.launch import launch
 
 
 def main(args):

@@ -1,9 +1,16 @@
 """``FastTCMTrainer``: Detectron2's ``DefaultTrainer`` with fasttcm's mappers, evaluators, optimizer and safe
 checkpointer."""
+import inspect
+import logging
 import os
+import weakref
 
 from detectron2.data import DatasetMapper, MetadataCatalog, build_detection_test_loader, build_detection_train_loader
-from detectron2.engine import DefaultTrainer
+from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer
+from detectron2.engine.train_loop import TrainerBase
+from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
+from torch.nn.parallel import DistributedDataParallel
 from detectron2.evaluation import COCOEvaluator, DatasetEvaluators
 
 from ..checkpoint import FastTCMCheckpointer
@@ -53,16 +60,57 @@ def build_evaluator_for_dataset(cfg, dataset_name, output_folder=None):
 class FastTCMTrainer(DefaultTrainer):
     """DefaultTrainer (hooks, checkpoints, ``metrics.json``, TensorBoard) with fasttcm's data and optimizer.
 
-    Checkpoints are read and written by :class:`fasttcm.checkpoint.FastTCMCheckpointer` (no unpickling of
-    arbitrary objects, one key-mismatch summary, atomic saves), which replaces ``DefaultTrainer``'s
-    ``DetectionCheckpointer`` before the hooks (periodic checkpointer) are built.
+    It builds the same pieces as ``DefaultTrainer`` in the same order, with these differences:
+
+    * checkpoints are read and written by :class:`fasttcm.checkpoint.FastTCMCheckpointer` (no unpickling of
+      arbitrary objects, one key-mismatch summary, atomic saves);
+    * with several processes the model is wrapped in ``DistributedDataParallel`` for its device: ``device_ids``
+      is the local rank on CUDA and ``None`` on the CPU (``tools/train_net.py --num-gpus N`` on a machine without
+      GPUs runs N CPU processes on gloo, see :mod:`fasttcm.engine.launch`);
+    * checkpoints carry the optimizer's state, so ``--resume`` continues the same optimisation.
     """
 
-    def build_hooks(self):
-        old = self.checkpointer
-        self.checkpointer = FastTCMCheckpointer(old.model, old.save_dir, save_to_disk=old.save_to_disk,
-                                                **old.checkpointables)
-        return super().build_hooks()
+    def __init__(self, cfg):
+        TrainerBase.__init__(self)
+        if not logging.getLogger("detectron2").isEnabledFor(logging.INFO):
+            setup_logger()
+        cfg = DefaultTrainer.auto_scale_workers(cfg, comm.get_world_size())
+        model = self.build_model(cfg)
+        optimizer = self.build_optimizer(cfg, model)
+        data_loader = self.build_train_loader(cfg)
+        model = self.wrap_distributed(model)
+        loop = AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer
+        self._trainer = loop(model, data_loader, optimizer)
+        self.scheduler = self.build_lr_scheduler(cfg, optimizer)
+        self.checkpointer = FastTCMCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
+        self.start_iter = 0
+        self.max_iter = cfg.SOLVER.MAX_ITER
+        self.cfg = cfg
+        self.register_hooks(self.build_hooks())
+
+    def state_dict(self):
+        """Detectron2 0.6's ``DefaultTrainer`` saves the iteration and hook states only, so ``--resume`` would
+        restart AdamW/SGD momentum from zero; the inner loop's state (optimizer, AMP grad scaler) is saved too."""
+        ret = super().state_dict()
+        ret["_trainer"] = self._trainer.state_dict()
+        return ret
+
+    def load_state_dict(self, state_dict):
+        super().load_state_dict(state_dict)
+        if "_trainer" in state_dict:  # checkpoints written before this was saved resume without it
+            self._trainer.load_state_dict(state_dict["_trainer"])
+
+    @staticmethod
+    def wrap_distributed(model):
+        """``model`` itself in a single process, else ``DistributedDataParallel`` on the model's device."""
+        if comm.get_world_size() == 1:
+            return model
+        device = next(model.parameters()).device
+        ids = [comm.get_local_rank()] if device.type == "cuda" else None
+        # buffers stay rank-local during training, as DefaultTrainer's broadcast_buffers=False
+        if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters:
+            return DistributedDataParallel(model, device_ids=ids, forward_sync_buffers=False)
+        return DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
 
     @classmethod
     def build_train_loader(cls, cfg):
