@@ -2,10 +2,10 @@
 """Time lexicon matching (``fasttcm.evaluation.lexicon``) against a plain Python DP measured in the same run.
 
 Data (seeded, made in memory): a synthetic lexicon of --words distinct word-like strings (syllables, a few digits
-and apostrophes; 1-20 characters, about 10 on average; 90 000 words is the size of ICDAR 2015's Generic lexicon) and --queries
-distinct query texts: 70 % lexicon words with 0-3 random edits, 30 % new syllable strings. For the weighted rule
-each query gets per-character probabilities over a 37-character charset (A-Z, 0-9, apostrophe), its own
-character most likely.
+and apostrophes; 1-20 characters, about 10 on average; 90 000 words is the size of ICDAR 2015's Generic
+lexicon) and --queries distinct query texts: 70 % lexicon words with 0-3 random edits, 30 % new syllable
+strings. For the weighted rule each query gets per-character probabilities over a 37-character charset (A-Z,
+0-9, apostrophe), its own character most likely.
 
 Timed (wall clock, index build excluded and printed apart; a fresh lexicon per rule, so no rule reuses another's
 caches):

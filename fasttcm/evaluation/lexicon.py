@@ -222,7 +222,8 @@ def weighted_edit_distance(text: str, word: str, probs: CharProbabilities) -> fl
                       D[i][j-1]   + s_(j-1),                    delete text[j-1]: its own probability
                       D[i-1][j-1] + sub(i-1, j-1))
         ins(j) = (s_j + s_(j+1)) / 2 if j + 1 < len(text) else s_j          the mean of its neighbours
-        sub(i, j) = 0 if word[i] == text[j] else max(0, 1 - p_j(word[i]) / s_j * 5)   (s_j = 0: 0 if p_j(word[i]) > 0 else 1)
+        sub(i, j) = 0 if word[i] == text[j] else max(0, 1 - p_j(word[i]) / s_j * 5)
+                    (when s_j = 0: 0 if p_j(word[i]) > 0 else 1, the limit)
 
     Returns ``D[len(word)][len(text)]`` (float)."""
     m, n = len(text), len(word)
@@ -731,7 +732,7 @@ def load_lexicon(words_path, pairs_path=None, *, missing_pair: str = "error", na
     files = [words_path]
     source = os.path.basename(words_path)
     if pairs_path is None:
-        submitted = words
+        submitted = None
     else:
         pairs_path = os.fspath(pairs_path)
         files.append(pairs_path)
