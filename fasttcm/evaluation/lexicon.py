@@ -268,12 +268,12 @@ class _Group:
         return max(0, self.lmin - m, m - self.lmax)
 
     def _eq(self, c: int) -> np.ndarray:
+        """Myers' match vector of code point ``c``: bit ``i`` of word ``r`` set when its character ``i`` is ``c``
+        (cached per character; absent characters share one zero vector)."""
         v = self._peq.get(c)
         if v is None:
             hit = self.codes == c
-            if not hit.any():
-                return self._zeros
-            v = (hit * self._weights).sum(axis=1, dtype=np.uint64)
+            v = (hit * self._weights).sum(axis=1, dtype=np.uint64) if hit.any() else self._zeros
             if len(self._peq) < 4096:
                 self._peq[c] = v
         return v
@@ -422,29 +422,30 @@ class _Index:
         tcodes = np.array([ord(c) for c in text], dtype=np.int64)
         s = probs.table[np.arange(m), probs.columns_of(tcodes)] if m else np.zeros(0)
         ins = np.array([(s[j] + s[j + 1]) / 2 if j + 1 < m else s[j] for j in range(m)], dtype=np.float64)
-        prev = np.broadcast_to(np.arange(m + 1, dtype=np.float64), (k, m + 1)).copy()
-        cur = np.empty_like(prev)
         if m == 0:
             out[:] = lengths.astype(np.float64)
             return out
-        done = lengths == 0
-        out[done] = prev[done, m]
+        # rows of the DP, one column per key: prev[j] = D[i-1][j] for every key at once
+        prev = np.repeat(np.arange(m + 1, dtype=np.float64)[:, None], k, axis=1)
+        cur = np.empty_like(prev)
+        a, b = np.empty(k), np.empty(k)
+        zero_old = (s == 0)[:, None]
         with np.errstate(divide="ignore", invalid="ignore"):
             for i in range(1, lmax + 1):
                 ci = codes[:, i - 1]
-                pnew = probs.table[:, probs.columns_of(ci)].T  # (k, m): p_j(word[i-1])
-                raw = np.maximum(1.0 - pnew / s[None, :] * WEIGHTED_SUBSTITUTION_FACTOR, 0.0)
-                zero_old = (s == 0)[None, :]
+                pnew = probs.table[:, probs.columns_of(ci)]  # (m, k): p_j(word[i-1])
+                raw = np.maximum(1.0 - pnew / s[:, None] * WEIGHTED_SUBSTITUTION_FACTOR, 0.0)
                 sub = np.where(zero_old, np.where(pnew > 0, 0.0, 1.0), raw)
-                sub[ci[:, None] == tcodes[None, :]] = 0.0
-                cur[:, 0] = float(i)
+                sub[tcodes[:, None] == ci[None, :]] = 0.0
+                cur[0] = float(i)
                 for j in range(1, m + 1):
-                    a = prev[:, j] + ins[j - 1]
-                    b = cur[:, j - 1] + s[j - 1]
-                    c = prev[:, j - 1] + sub[:, j - 1]
-                    np.minimum(np.minimum(a, b), c, out=cur[:, j])
+                    np.add(prev[j], ins[j - 1], out=a)
+                    np.add(cur[j - 1], s[j - 1], out=b)
+                    np.minimum(a, b, out=a)
+                    np.add(prev[j - 1], sub[j - 1], out=b)
+                    np.minimum(a, b, out=cur[j])
                 ends = lengths == i
-                out[ends] = cur[ends, m]
+                out[ends] = cur[m, ends]
                 prev, cur = cur, prev
         return out
 
@@ -467,8 +468,9 @@ class LexiconMatch:
 
 
 def resolve_max_distance(rule: str, max_distance: Union[float, None, str] = "default") -> Optional[float]:
-    """The keep threshold: ``"default"`` -> the rule's (:data:`DEFAULT_MAX_DISTANCE`); ``None`` or a negative or
-    infinite number -> None (always keep); else the number (a match is kept when its distance is below it)."""
+    """The keep threshold: ``"default"`` -> the rule's (:data:`DEFAULT_MAX_DISTANCE`); ``None`` or ``inf`` -> None
+    (always keep); else the number, >= 0 (a match is kept when its distance is below it). ``ValueError`` for a
+    negative number, NaN or another string."""
     rule = _check_rule(rule)
     if isinstance(max_distance, str):
         if max_distance != "default":
@@ -477,9 +479,9 @@ def resolve_max_distance(rule: str, max_distance: Union[float, None, str] = "def
     if max_distance is None:
         return None
     v = float(max_distance)
-    if math.isnan(v):
-        raise ValueError("max_distance is NaN")
-    return None if (v < 0 or math.isinf(v)) else v
+    if math.isnan(v) or v < 0:
+        raise ValueError(f"max_distance must be >= 0 (or None / inf: always keep), got {max_distance!r}")
+    return None if math.isinf(v) else v
 
 
 def _check_rule(rule: str) -> str:

@@ -113,6 +113,11 @@ def test_adelaidet_vs_replace_threshold():
     assert lex.match("HXUSF", "adelaidet", max_distance=2.5).keep
     assert lex.match("HXUSF", "adelaidet", max_distance=None).keep
     assert lx.resolve_max_distance("replace") is None and lx.resolve_max_distance("weighted") == 1.5
+    assert lx.resolve_max_distance("adelaidet", float("inf")) is None
+    assert lx.resolve_max_distance("replace", 2) == 2.0
+    for bad in (-1, float("nan"), "always"):
+        with pytest.raises(ValueError, match="max_distance"):
+            lx.resolve_max_distance("adelaidet", bad)
     with pytest.raises(ValueError, match="unknown lexicon rule"):
         lex.match("A", "nearest")
 
@@ -459,3 +464,22 @@ def test_evaluate_with_lexicons_rows(tmp_path):
     rows = lx.evaluate_with_lexicons(GT, dets, "icdar15", {"generic": lexs["generic"]}, score_threshold=0.5)
     assert rows["none"]["e2e"]["care_det"] == 2 and rows["generic"]["e2e"]["care_det"] == 2
     assert rows["generic"]["lexicon"]["counts"]["below_score"] == 1
+
+
+def test_module_imports_only_numpy():
+    """lexicon.py loaded on its own (not through the fasttcm package) pulls in no torch, shapely or detectron2."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = Path(lx.__file__)
+    code = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('lexicon_alone', {str(path)!r})\n"
+        "m = importlib.util.module_from_spec(spec); sys.modules['lexicon_alone'] = m; spec.loader.exec_module(m)\n"
+        "assert m.Lexicon(['DONT'], pairs={'DONT': \"DON'T\"}).match('dont').submitted == \"DON'T\"\n"
+        "print(sorted(k for k in sys.modules if k.split('.')[0] in ('torch', 'shapely', 'detectron2', 'fasttcm')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
