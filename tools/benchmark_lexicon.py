@@ -22,15 +22,11 @@ query and the returned word.
 Example:  python tools/benchmark_lexicon.py            (targets: <= 20 ms adelaidet/replace, <= 50 ms weighted)
 """
 import argparse
-import os
 import random
 import sys
 import time
 
 import numpy as np
-
-# measure the checkout this script is in, not another installed copy of fasttcm
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 CHARSET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'"
 _ONSETS = ["", "B", "C", "D", "F", "G", "H", "J", "K", "L", "M", "N", "P", "R", "S", "T", "V", "W", "Y", "Z",
