@@ -11,12 +11,20 @@ Examples:
 import fasttcm  # noqa: F401,I001  (first: registers backbones, heads, datasets; supplies detectron2's ops)
 from detectron2.engine import default_argument_parser
 
-from fasttcm.checkpoint import FastTCMCheckpointer
-from fasttcm.engine import FastTCMTrainer, setup
+from fasttcm.checkpoint import CheckpointError, FastTCMCheckpointer
+from fasttcm.engine import FastTCMTrainer, load_config, setup
+from fasttcm.engine.defaults import ConfigError
 from fasttcm.engine.launch import launch
 
 
 def main(args):
+    try:
+        return _run(args)
+    except CheckpointError as e:  # a bad weight file: one line naming it, not a traceback
+        raise SystemExit(f"error: {e}") from None
+
+
+def _run(args):
     cfg = setup(args)
     if args.eval_only:
         model = FastTCMTrainer.build_model(cfg)
@@ -35,5 +43,9 @@ def main(args):
 
 if __name__ == "__main__":
     args = default_argument_parser(epilog=__doc__).parse_args()
+    try:  # a broken config fails here, once, with the file and key named (not in every worker)
+        load_config(args.config_file or None, args.opts)
+    except (ConfigError, FileNotFoundError) as e:
+        raise SystemExit(f"error: {e}") from None
     launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
            dist_url=args.dist_url, args=(args,))
