@@ -7,11 +7,13 @@ merged with class-wise polygon NMS (``TILE_NMS_THRESH``), the same path as DOTA'
 """
 import numpy as np
 import torch
+from fasttcm import _detectron2  # noqa: F401,I001  (first: supplies detectron2._C before detectron2 loads)
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.data import transforms as T
 from detectron2.modeling import build_model
 from detectron2.structures import Instances, RotatedBoxes
 
+from . import modeling  # noqa: F401  (registers the meta-architectures build_model may name)
 from .data.dota.geometry import poly_nms, rboxes_to_quads
 from .data.dota.split import patch_origins
 

@@ -17,7 +17,7 @@ import sys
 
 import torch
 
-import fasttcm  # noqa: F401
+import fasttcm.engine  # noqa: F401,I001  (first: registers everything; supplies detectron2._C)
 from fasttcm.engine import load_config
 from fasttcm.modeling.backbone import FastTCMBackbone
 from fasttcm.modeling.prompting import save_text_embeddings

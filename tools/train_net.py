@@ -7,7 +7,7 @@ Examples:
   python tools/train_net.py --config-file CFG --resume              # continue from OUTPUT_DIR/last_checkpoint
   python tools/train_net.py --config-file CFG --num-gpus 8 SOLVER.IMS_PER_BATCH 16
 """
-import fasttcm  # noqa: F401,I001  (first: registers backbones, heads, datasets; supplies detectron2's ops)
+import fasttcm.engine  # noqa: F401,I001  (first: registers backbones, heads, datasets; supplies detectron2's ops)
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.engine import default_argument_parser, launch
 
