@@ -243,15 +243,23 @@ def test_icdar_bom_crlf_commas_and_quotes(tmp_path):
     assert files.sources["7"] == str(p)
 
 
-def test_icdar_quote_unescaping_is_left_to_right():
-    (it,) = parse_icdar15_lines(['0,0,1,0,1,1,0,1,"a\\\\"b"'])  # a \\ " b -> a \ " b
-    assert it.text == 'a\\"b'
-    (it,) = parse_icdar15_lines(['0,0,1,0,1,1,0,1,"x\\\\\\"y"'])  # x \\ \" y -> x \ " y
-    assert it.text == 'x\\"y'
-    (it,) = parse_icdar15_lines(['0,0,1,0,1,1,0,1,"'])  # a lone quote is not wrapped
-    assert it.text == '"'
-    (it,) = parse_icdar15_lines(['0,0,1,0,1,1,0,1, "a"'])  # not wrapped: the quotes stay
-    assert it.text == ' "a"'
+@pytest.mark.parametrize(
+    "written,text",
+    [
+        ('"a\\\\"b"', 'a"b'),  # a \\ " b: \\ -> \ first, then \" -> " (the reader's two replacements, in order)
+        ('"x\\\\\\"y"', 'x\\"y'),  # x \\ \" y -> x \ " y
+        ('"', '"'),  # a lone quote wraps nothing
+        (' "a"', "a"),  # white space outside the quotes is allowed, and goes with them
+        ('\t"a" ', "a"),
+        ('"a" b', '"a" b'),  # not wrapped: kept as written
+        ('""', ""),
+        ('"say ""hi"""', 'say ""hi""'),  # one pair only
+        (" word ", " word "),  # ICDAR 2015 keeps spaces of an unquoted transcription
+    ],
+)
+def test_icdar_transcription_spellings(written, text):
+    (it,) = parse_icdar15_lines(["0,0,1,0,1,1,0,1," + written])
+    assert it.text == text
 
 
 def test_non_clockwise_quads_are_reordered():
