@@ -538,7 +538,7 @@ def test_cli_help_and_errors(tmp_path, capsys):
 
 # ------------------------------------------------------------------- independent brute-force reference --
 def _reference(gt, det):
-    """PROTOCOLS.md §1 written out with nested loops and one shapely call per pair (no word spotting)."""
+    """docs/PROTOCOLS.md §1 written out with nested loops and one shapely call per pair (no word spotting)."""
     from shapely.geometry import Polygon
 
     special = "!?.:,*\"()·[]/'"

@@ -1,11 +1,12 @@
 """Scene-text detection and end-to-end evaluation, computed as the official Robust Reading Competition (RRC)
-scripts compute it (rules: ``PROTOCOLS.md`` §1-2), with a command line::
+scripts compute it (rules: ``docs/PROTOCOLS.md`` §1-2), with a command line (``tools/evaluate_text.py`` is the
+same)::
 
     python -m fasttcm.evaluation.text_eval --protocol icdar15 --gt gt.zip --det submit.zip [--word-spotting] \\
         [--json result.json]
 
-This module needs only numpy and shapely (>= 2) and imports neither torch nor detectron2 itself (importing it
-through the ``fasttcm`` package still runs that package's ``__init__``).
+This module needs only numpy and shapely (>= 2): importing it loads neither torch nor detectron2 (``fasttcm``'s
+``__init__`` is light).
 
 Protocols
 ---------
@@ -23,21 +24,24 @@ ICDAR 2015
 
         x1,y1,x2,y2,x3,y3,x4,y4[,transcription]
 
-    The transcription is everything after the 8th comma (it may contain commas). A transcription wrapped in
-    double quotes (first and last character ``"``) loses them, and inside it ``\\"`` and ``\\\\`` are unescaped
-    (left to right, so ``\\\\"`` is a backslash then a quote). A line of 8 coordinates only has an empty
-    transcription. Coordinates are integers in the official files; floats are accepted too. A quadrilateral whose
-    shoelace area in image coordinates (y down) is negative, i.e. not clockwise on the image, is reordered clockwise
-    by the angle of its vertices around their mean (counted in ``warnings["quads_reordered"]``, not a warning).
+    The transcription is everything after the 8th comma (it may contain commas), kept exactly as written (spaces
+    included), except that a transcription wrapped in one pair of double quotes, white space allowed outside
+    them, loses the quotes and that white space, and inside ``\\\\`` then ``\\"`` are replaced by ``\\`` and ``"``
+    (:func:`unquote_transcription`, the RRC reader's two replacements in that order). A line of 8 coordinates
+    only has an empty transcription. Coordinates are integers in the official files; floats are accepted too. A
+    quadrilateral whose shoelace area in image coordinates (y down) is negative, i.e. not clockwise on the image,
+    is reordered clockwise by the angle of its vertices around their mean (the spotting kits' rule; counted in
+    ``warnings["quads_reordered"]``, not a warning).
 Total-Text / CTW1500
     ``<7-digit id>.txt`` on both sides (``0000001.txt``; every ``*.txt`` of the folder or zip is read, a numeric
     stem such as ``1.txt`` or ``img1.txt`` being the same image as ``0000001.txt``), one line per word::
 
         x1,y1,...,xn,yn,####transcription
 
-    ``n >= 3``; integers or floats; either orientation. In ground truth ``,####`` is required, in detections it is
-    optional (a line of coordinates only has an empty transcription). The transcription is everything after the
-    first ``####``; ``###`` (the line ends in ``,#######``) is don't care.
+    ``n >= 3``; integers or floats; either orientation. As the official reader: the line is stripped, split at
+    the first ``,####``, the transcription stripped, then unquoted as above (so `` word `` and ``"word"`` both
+    read ``word``). In ground truth ``####`` is required, in detections it is optional (a line of coordinates
+    only has an empty transcription). ``###`` (the line ends in ``,#######``) is don't care.
 Both
     UTF-8, with or without a BOM; LF, CR/LF or CR line ends; blank lines are skipped. A malformed line (too few
     coordinates, an odd count, a non-number, NaN/inf, fewer than 3 points, a GT line without ``####``) raises
@@ -49,17 +53,24 @@ Every image is known by a *key* (:func:`image_key`): ICDAR 2015 ``"1"`` for ``gt
 an image id ``"img_1"`` or ``1``; Total-Text/CTW1500 the 7-digit ``"0000003"`` for ``0000003.txt``, ``"img3"``,
 ``"poly_gt_img3"`` or ``3``. Ids without a number are kept as they are (``res_img_<id>.txt`` / ``<id>.txt``).
 
-Rules (exactly ``PROTOCOLS.md``)
--------------------------------
-* GT transcription ``###`` (exactly, after unquoting; no stripping) = don't care. In word-spotting mode a GT
-  word is also don't care, *for end to end only*, unless it passes the dictionary rule (:func:`dictionary_word`);
-  a word that passes is compared in its cleaned form. "Strip spaces" in the rule strips the space character only
-  (other white space then fails the character test).
+Rules (``docs/PROTOCOLS.md``)
+-----------------------------
+* GT transcription ``###`` (exactly, after reading as above) = don't care. In word-spotting mode a GT word is
+  also don't care, *for end to end only*, unless it passes the dictionary rule (:func:`dictionary_word`); a word
+  that passes is compared in its cleaned form. "Strip spaces" in the rule strips the space character only (other
+  white space then fails the character test).
+* **Areas.** Under ``"icdar15"`` the area of a word is the absolute shoelace sum of its ring as written (after the
+  clockwise reordering), as the official script measures it; intersections are taken on the filled shapes. For a
+  self-intersecting (bow-tie) quadrilateral the ring area is smaller than the region it covers (its lobes
+  cancel): the union shrinks, the IoU grows, and a detection whose ring area is 0 is never don't care. Such words
+  are counted (``warnings["gt_ring_area_differs"]`` / ``["det_ring_area_differs"]``) and the summary warns. Under
+  the polygon protocol the area is that of the filled (repaired) shape.
 * A detection is don't care when, for some don't-care GT region of its image, area(det ∩ region) / area(det)
   > 0.5 (a detection of zero area never is). Done with the end-to-end don't-care list and with the
   detection-only list (``###`` only).
 * Greedy one-to-one matching in file order: for each GT (file order), the first detection (file order) still
-  unmatched, not don't care, with IoU > 0.5 (strictly). IoU = area(∩) / (area(g) + area(d) - area(∩)).
+  unmatched, not don't care, with IoU > 0.5 (strictly). IoU = area(∩) / (area(g) + area(d) - area(∩)), 0 when
+  that union is not positive.
 * End to end: a matched pair is correct when the upper-cased transcriptions are equal; outside word-spotting mode
   also when they are equal after removing one special character (:data:`SPECIAL_CHARACTERS`) from the start, the
   end, or both ends of the GT word (:func:`transcription_match`). Detection only: every match counts.
@@ -67,17 +78,27 @@ Rules (exactly ``PROTOCOLS.md``)
   precision = matched / care detections (0 if none). Overall: recall = Σ matched / Σ care GT, precision =
   Σ matched / Σ care detections (0 when a denominator is 0); hmean = 2PR / (P + R) (0 when P + R = 0).
 
+Geometry and precision
+----------------------
+ICDAR 2015 quadrilaterals are intersected in numpy (:mod:`fasttcm.data.dota.geometry`: convex pieces clipped in
+double precision), and the two 0.5 thresholds are decided exactly: a pair whose IoU or area ratio lies within
+rounding of 0.5 is decided again in rational arithmetic, so an exact 0.5 is never counted. Polygons (Total-Text,
+CTW1500, and in-memory ICDAR words with other than 4 points) are intersected by shapely (GEOS, double precision).
+Only pairs whose bounding boxes allow an IoU or area ratio above 0.5 are intersected at all.
+
 Where the official scripts crash or are undefined, fasttcm defines the result
 -----------------------------------------------------------------------------
 * **BOM**: stripped. **Empty file** (or only blank lines): an image with no words. GT: no care GT (per-image
   recall 1); detections: none.
-* **Invalid polygons** (self-intersecting such as a bow-tie, repeated vertices that make the ring invalid,
-  collinear points), GT or detection, either protocol: repaired with ``shapely.make_valid``, keeping all of its
-  polygonal part (a bow-tie becomes its two triangles, a MultiPolygon). When nothing polygonal is left (zero area,
-  fewer than 3 points in memory, NaN/inf coordinates in memory), the word is **kept with an empty geometry**: it
-  still counts (a care GT no detection can match, a care detection that matches nothing) and is never don't care.
-  Nothing is dropped: dropping a GT would raise recall and dropping a detection would raise precision. Each repair
-  is logged with ``file:line`` and counted in ``warnings`` (``gt_polygons_repaired``, ``gt_polygons_empty``,
+* **Invalid polygons.** ICDAR 2015: the official script returns a number for a self-intersecting quadrilateral
+  (the ring-area rule above), and so does fasttcm: its filled shape is its two lobes (counted in
+  ``*_polygons_repaired``). The polygon protocol's official script refuses invalid polygons; fasttcm repairs
+  them with ``shapely.make_valid``, keeping all of their polygonal part (a bow-tie becomes its two triangles, a
+  MultiPolygon). Either protocol: when nothing polygonal is left (zero area, fewer than 3 points in memory,
+  NaN/inf coordinates in memory), the word is **kept with an empty geometry**: it still counts (a care GT no
+  detection can match, a care detection that matches nothing) and is never don't care. Nothing is dropped:
+  dropping a GT would raise recall and dropping a detection would raise precision. Each repair is logged with
+  ``file:line`` and counted in ``warnings`` (``gt_polygons_repaired``, ``gt_polygons_empty``,
   ``det_polygons_repaired``, ``det_polygons_empty``); the CLI prints the counts.
 * **Zero union** (two empty geometries): IoU 0.
 * **An image with a GT file and no detection file**: it has no detections (as the official script).
@@ -88,8 +109,10 @@ Where the official scripts crash or are undefined, fasttcm defines the result
   ``ValueError``.
 * **Empty GT transcription** (the official script indexes its first character and raises): matches only an empty
   detection transcription.
+* **A polygon line with a second ``,####``**: everything after the first one is the transcription.
 * **In-memory polygons with a number of vertices other than 4 under ``"icdar15"``** (impossible from files):
-  evaluated as polygons; the clockwise reordering applies to quadrilaterals only.
+  evaluated as polygons (ring area from their shoelace sum); the clockwise reordering applies to quadrilaterals
+  only.
 
 Result of :func:`evaluate` (all rates are fractions in [0, 1]; JSON-serializable)
 ---------------------------------------------------------------------------------
@@ -104,6 +127,7 @@ Result of :func:`evaluate` (all rates are fractions in [0, 1]; JSON-serializable
                           "det_only_pairs": [[gt_index, det_index], ...],          # 0-based, file order
                           "e2e_pairs": [[gt_index, det_index, correct(0|1)], ...]}},
      "warnings": {"gt_polygons_repaired", "gt_polygons_empty", "det_polygons_repaired", "det_polygons_empty",
+                  "gt_ring_area_differs", "det_ring_area_differs",              # ICDAR 2015 only, else 0
                   "quads_reordered": int, "unknown_det_images": [key, ...],
                   "ignored_files": ["gt:<name>" | "det:<name>", ...],
                   "messages": [str, ...]  (the first 100 messages)},
@@ -763,7 +787,7 @@ def _greedy(ia, ib, hit, gt_dc, det_dc, n_gt: int, n_det: int) -> Tuple[np.ndarr
 
 # ---------------------------------------------------------------------------------------- transcriptions --
 def dictionary_word(text: str) -> Optional[str]:
-    """The word-spotting dictionary rule (``PROTOCOLS.md`` §1): the cleaned word when ``text`` passes, else None.
+    """The word-spotting dictionary rule (``docs/PROTOCOLS.md`` §1): the cleaned word when ``text`` passes, else None.
 
     On a working copy: drop a final ``'s``/``'S``; strip ``-`` at both ends; replace each of
     ``' ! ? . : , * " ( ) · [ ] /`` by a space and strip spaces at both ends. It passes when it then has no
@@ -1172,10 +1196,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "JSON (--json): {protocol, word_spotting, num_images, num_images_without_detections,\n"
             "  det_only: {precision, recall, hmean, care_gt, care_det, matched}, e2e: {same},\n"
             "  per_sample: {id: {det_only, e2e, num_gt, num_det, det_only_pairs, e2e_pairs}},\n"
-            "  warnings: {gt/det_polygons_repaired/empty, quads_reordered, unknown_det_images,\n"
-            "  ignored_files, messages}, sources}; rates are fractions in [0, 1].\n"
-            "Invalid polygons are repaired (shapely make_valid) and counted; detections for images without\n"
-            "ground truth are ignored and listed. Malformed lines stop with file:line (exit status 2)."
+            "  warnings: {gt/det_polygons_repaired/empty, gt/det_ring_area_differs, quads_reordered,\n"
+            "  unknown_det_images, ignored_files, messages}, sources}; rates are fractions in [0, 1].\n"
+            "icdar15 measures each word by its ring as written (the official rule); self-intersecting\n"
+            "quadrilaterals, whose ring area is smaller than their shape, are counted and warned about.\n"
+            "Polygons: invalid ones are repaired (shapely make_valid) and counted. Detections for images\n"
+            "without ground truth are ignored and listed. Malformed lines stop with file:line (exit status 2).\n"
+            "Rules and where fasttcm defines what the official scripts leave undefined: docs/PROTOCOLS.md."
         ),
     )
     parser.add_argument("--protocol", required=True, choices=PROTOCOLS, help="evaluation protocol")
@@ -1189,15 +1216,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     try:
         result = evaluate(args.gt, args.det, args.protocol, args.word_spotting)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, OSError) as e:  # bad files or paths: one line that names them
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(format_table(result))
     if args.json:
-        d = os.path.dirname(os.path.abspath(args.json))
-        os.makedirs(d, exist_ok=True)
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=1, ensure_ascii=False, default=_json_default)
+        try:
+            d = os.path.dirname(os.path.abspath(args.json))
+            os.makedirs(d, exist_ok=True)
+            with open(args.json, "w", encoding="utf-8") as f:
+                json.dump(result, f, indent=1, ensure_ascii=False, default=_json_default)
+        except OSError as e:
+            print(f"error: cannot write {args.json}: {e}", file=sys.stderr)
+            return 2
         print(f"  result written to {args.json}")
     return 0
 
