@@ -298,35 +298,38 @@ def clip_areas(S: np.ndarray, C: np.ndarray, counts: Optional[np.ndarray] = None
     No tolerance: a vertex is kept when it is on the inner side or on the line, and an edge is cut only where its
     ends lie strictly on opposite sides, so rounding moves a vertex by about one ulp of the coordinates."""
     m = len(S)
-    V = S
-    cnt = np.full(m, S.shape[1], dtype=np.int64) if counts is None else np.asarray(counts, dtype=np.int64)
+    k = S.shape[1]
+    cnt = np.full(m, k, dtype=np.int64) if counts is None else np.asarray(counts, dtype=np.int64)
+    X, Y = S[..., 0], S[..., 1]
+    if counts is not None:  # slots past a ring's end hold copies of its first vertex (so "next" is a roll)
+        pad = np.arange(k)[None, :] >= cnt[:, None]
+        X, Y = np.where(pad, X[:, :1], X), np.where(pad, Y[:, :1], Y)
     rows = np.arange(m)[:, None]
     kc = C.shape[1]
     for j in range(kc):
-        a = C[:, j]
-        e = C[:, (j + 1) % kc] - a
-        k = V.shape[1]
-        d = e[:, 0:1] * (V[..., 1] - a[:, 1:2]) - e[:, 1:2] * (V[..., 0] - a[:, 0:1])  # > 0: inner side
-        kk = np.arange(k)[None, :]
-        valid = kk < cnt[:, None]
-        nxt = np.where(kk + 1 < cnt[:, None], kk + 1, 0)
-        vn, dn = V[rows, nxt], d[rows, nxt]
+        ax, ay = C[:, j, 0:1], C[:, j, 1:2]
+        ex, ey = C[:, (j + 1) % kc, 0:1] - ax, C[:, (j + 1) % kc, 1:2] - ay
+        k = X.shape[1]
+        d = ex * (Y - ay) - ey * (X - ax)  # > 0: inner side
+        xn, yn, dn = np.roll(X, -1, axis=1), np.roll(Y, -1, axis=1), np.roll(d, -1, axis=1)
+        valid = np.arange(k)[None, :] < cnt[:, None]
         keep = valid & (d >= 0)
         cut = valid & (((d > 0) & (dn < 0)) | ((d < 0) & (dn > 0)))
-        t = d / np.where(cut, d - dn, 1.0)
-        x = V + np.where(cut, t, 0.0)[..., None] * (vn - V)
-        cand = np.stack([V, x], axis=2).reshape(m, 2 * k, 2)  # each corner, then the cut on its edge
+        t = np.where(cut, d / np.where(cut, d - dn, 1.0), 0.0)
+        # each vertex, then the cut on its edge; kept ones moved to the front of their row
+        cand_x = np.stack([X, X + t * (xn - X)], axis=2).reshape(m, 2 * k)
+        cand_y = np.stack([Y, Y + t * (yn - Y)], axis=2).reshape(m, 2 * k)
         mask = np.stack([keep, cut], axis=2).reshape(m, 2 * k)
-        cnt = mask.sum(axis=1)
+        pos = np.cumsum(mask, axis=1) - 1
+        cnt = pos[:, -1] + 1
         width = max(int(cnt.max()), 1)
-        r, col = np.nonzero(mask)
-        pos = (np.cumsum(mask, axis=1) - 1)[r, col]
-        V = np.zeros((m, width, 2))
-        V[r, pos] = cand[r, col]
-    pad = np.arange(V.shape[1])[None, :] >= cnt[:, None]
-    V = np.where(pad[..., None], V[:, :1], V)  # closing copies of the first vertex add nothing
-    x, y = V[..., 0], V[..., 1]
-    area = 0.5 * np.sum(x * np.roll(y, -1, axis=1) - np.roll(x, -1, axis=1) * y, axis=1)
+        pos = np.where(mask, pos, width)  # the rest goes to a spare column
+        X, Y = np.zeros((m, width + 1)), np.zeros((m, width + 1))
+        X[rows, pos] = cand_x
+        Y[rows, pos] = cand_y
+        pad = np.arange(width)[None, :] >= cnt[:, None]
+        X, Y = np.where(pad, X[:, :1], X[:, :width]), np.where(pad, Y[:, :1], Y[:, :width])
+    area = 0.5 * np.sum(X * np.roll(Y, -1, axis=1) - np.roll(X, -1, axis=1) * Y, axis=1)
     area = np.where(cnt >= 3, area, 0.0)
     return area if signed else np.abs(area)
 
