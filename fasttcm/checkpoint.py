@@ -36,6 +36,8 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 import torch
+
+from . import _detectron2  # noqa: F401,I001  (first: supplies detectron2._C before detectron2 loads)
 from detectron2.checkpoint import DetectionCheckpointer
 
 __all__ = ["CheckpointError", "RestrictedUnpickler", "FastTCMCheckpointer", "read_checkpoint_file",

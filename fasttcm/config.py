@@ -4,6 +4,7 @@ All new keys live under ``cfg.MODEL.FASTTCM`` (model), ``cfg.INPUT.FASTTCM`` (da
 ``cfg.TEST.FASTTCM`` (evaluation), so a typo in a YAML file is refused by yacs with the offending key named.
 Each section below belongs to one part of the system; keep its keys together.
 """
+from fasttcm import _detectron2  # noqa: F401,I001  (first: supplies detectron2._C before detectron2 loads)
 from detectron2.config import CfgNode as CN
 
 

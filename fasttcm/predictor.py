@@ -9,10 +9,12 @@ import logging
 
 import numpy as np
 import torch
+from fasttcm import _detectron2  # noqa: F401,I001  (first: supplies detectron2._C before detectron2 loads)
 from detectron2.data import transforms as T
 from detectron2.modeling import build_model
 from detectron2.structures import Instances, RotatedBoxes
 
+from . import modeling  # noqa: F401  (registers the meta-architectures build_model may name)
 from .checkpoint import FastTCMCheckpointer
 from .data.dota.geometry import poly_nms, rboxes_to_quads
 from .data.dota.split import patch_origins

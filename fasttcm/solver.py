@@ -18,6 +18,7 @@ Each group carries the lr/weight_decay it was built with, so Detectron2's LR sch
 from typing import Any, Dict, List
 
 import torch
+from fasttcm import _detectron2  # noqa: F401,I001  (first: supplies detectron2._C before detectron2 loads)
 from detectron2.solver.build import maybe_add_gradient_clipping
 from torch import nn
 

@@ -10,7 +10,7 @@ from detectron2.modeling import build_backbone
 from detectron2.modeling.backbone.fpn import FPN
 from detectron2.structures import ImageList
 
-import fasttcm  # noqa: F401
+import fasttcm.modeling  # noqa: F401  (registers fasttcm's backbones and meta-architectures)
 from fasttcm.config import add_fasttcm_config
 from fasttcm.modeling.backbone import (
     FastTCMBackbone,

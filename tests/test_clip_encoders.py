@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from detectron2.layers import FrozenBatchNorm2d
 from open_clip.tokenizer import SimpleTokenizer
 
-import fasttcm  # noqa: F401
+import fasttcm.modeling  # noqa: F401  (registers fasttcm's backbones and meta-architectures)
 from fasttcm.modeling.clip import (
     TINY_CLIP_NAME,
     CLIPImageEncoder,

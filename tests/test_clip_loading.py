@@ -6,7 +6,7 @@ import torch
 from open_clip.transformer import QuickGELU
 from torch import nn
 
-import fasttcm  # noqa: F401
+import fasttcm.modeling  # noqa: F401  (registers fasttcm's backbones and meta-architectures)
 from fasttcm.modeling.clip import (
     TINY_CLIP_NAME,
     available_clip_names,

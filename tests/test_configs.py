@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from detectron2.data import DatasetCatalog
 
-import fasttcm  # noqa: F401
+import fasttcm.engine  # noqa: F401  (registers fasttcm's config keys, datasets and models)
 from fasttcm.engine import load_config
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml"))

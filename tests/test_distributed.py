@@ -62,7 +62,7 @@ def _dota_outputs(d, rng):
 
 def _evaluate_share(kind, out_dir, result_file):
     """Runs in every process: evaluate this rank's contiguous share of the dataset (as InferenceSampler)."""
-    import fasttcm.data  # noqa: F401  (registers the synthetic sets)
+    import fasttcm.data.datasets  # noqa: F401  (registers the synthetic sets)
     from detectron2.data import DatasetCatalog
     from detectron2.utils import comm
 

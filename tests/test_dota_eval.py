@@ -1,4 +1,4 @@
-"""DOTA Task1 evaluation (PROTOCOLS.md §3) on hand-made cases, against a brute-force reference, the CLI and the
+"""DOTA Task1 evaluation (docs/PROTOCOLS.md §3) on hand-made cases, against a brute-force reference, the CLI and the
 Detectron2 evaluator (including a split set merged back)."""
 import json
 import os
@@ -166,7 +166,7 @@ def test_voc07_eleven_points_by_hand(tmp_path):
 
 
 def _reference_ap(gt, dets, classes):
-    """Straight transcription of PROTOCOLS.md §3 with shapely, for comparison (slow, simple)."""
+    """Straight transcription of docs/PROTOCOLS.md §3 with shapely, for comparison (slow, simple)."""
     aps = {}
     for c in classes:
         recs = {img: [(shapely.Polygon(q), d) for q, cc, d in objs if cc == c] for img, objs in gt.items()}

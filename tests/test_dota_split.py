@@ -1,4 +1,4 @@
-"""Splitting DOTA images into patches and merging patch results back (PROTOCOLS.md §4), on the real samples."""
+"""Splitting DOTA images into patches and merging patch results back (docs/PROTOCOLS.md §4), on the real samples."""
 import importlib.util
 import json
 import os

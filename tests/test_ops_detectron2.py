@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-import fasttcm  # noqa: F401  (installs detectron2._C when needed)
+import fasttcm.layers  # noqa: F401  (installs detectron2._C when needed)
 from fasttcm.layers import _C, batched_nms_rotated, box_iou_rotated, nms_rotated, roi_align_rotated
 
 d2_C = pytest.importorskip("detectron2._C")

@@ -8,7 +8,7 @@ import pytest
 import torch
 from detectron2.structures import Instances, RotatedBoxes
 
-import fasttcm  # noqa: F401
+import fasttcm.engine  # noqa: F401  (registers fasttcm's config keys, datasets and models)
 from fasttcm.engine import load_config
 from fasttcm.predictor import FastTCMPredictor
 from fasttcm.utils.demo import main as demo_main

@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import fasttcm  # noqa: F401
+import fasttcm.modeling  # noqa: F401  (registers fasttcm's backbones and meta-architectures)
 from fasttcm.modeling.clip import TINY_CLIP_NAME, CLIPTextEncoder, build_clip_model
 from fasttcm.modeling.prompting import (
     DEFAULT_TEXT_PROMPT,

@@ -5,7 +5,7 @@ import torch
 from detectron2.structures import RotatedBoxes
 from detectron2.utils.events import EventStorage
 
-import fasttcm  # noqa: F401
+import fasttcm.engine  # noqa: F401  (registers fasttcm's config keys, datasets and models)
 from fasttcm.engine import load_config
 from fasttcm.modeling.rotated_rcnn import rotated_box_class_masks
 

@@ -5,7 +5,7 @@ from detectron2.config import get_cfg
 from detectron2.modeling import build_backbone
 from torch import nn
 
-import fasttcm  # noqa: F401
+import fasttcm.modeling  # noqa: F401  (registers fasttcm's backbones and meta-architectures)
 from fasttcm.config import add_fasttcm_config
 from fasttcm.modeling.backbone import set_clip_input_config
 from fasttcm.solver import build_optimizer

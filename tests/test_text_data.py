@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from shapely.geometry import Polygon
 
-import fasttcm.data  # noqa: F401  (registers the built-in datasets)
+import fasttcm.data.datasets  # noqa: F401  (registers the built-in datasets)
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
 from fasttcm.data.datasets.builtin import TEXT_SPLITS, register_all_text, text_split_paths

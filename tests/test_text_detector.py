@@ -8,8 +8,7 @@ from detectron2.structures import BoxMode, Boxes, Instances
 from detectron2.utils.events import EventStorage
 from PIL import Image
 
-import fasttcm  # noqa: F401
-import fasttcm.modeling.text_detector  # noqa: F401  (registers TextDetector)
+import fasttcm.modeling  # noqa: F401  (registers fasttcm's backbones and meta-architectures)
 from fasttcm.config import add_fasttcm_config
 from fasttcm.data.db_targets import fill_polygon
 from fasttcm.data.text_mapper import TextDatasetMapper

@@ -26,9 +26,9 @@ import threading
 import time
 
 import torch
-from detectron2.config import get_cfg
 
-import fasttcm  # noqa: F401  (registers the backbones)
+import fasttcm.modeling  # noqa: F401,I001  (first: registers the backbones; supplies detectron2._C)
+from detectron2.config import get_cfg
 from fasttcm.config import add_fasttcm_config
 from fasttcm.modeling.backbone import build_fasttcm_backbone, build_fasttcm_fpn_backbone, set_clip_input_config
 

@@ -16,7 +16,7 @@ import sys
 
 import torch
 
-import fasttcm  # noqa: F401
+import fasttcm.modeling  # noqa: F401,I001  (first: supplies detectron2._C)
 from fasttcm.modeling.clip import build_clip_model, clip_state_dict_for_export, read_clip_state_dict
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Split DOTA images and labels into fixed-size patches (rules: fasttcm/data/dota/split.py, PROTOCOLS.md §4).
+"""Split DOTA images and labels into fixed-size patches (rules: fasttcm/data/dota/split.py, docs/PROTOCOLS.md §4).
 
 SRC holds images/ and optionally labelTxt/ (the test split has no labels); DST receives images/, labelTxt/,
 images.txt (patch names), source_images.txt (original image names) and split_config.json. Patches are named

@@ -17,7 +17,7 @@ import sys
 
 import torch
 
-import fasttcm  # noqa: F401
+import fasttcm.engine  # noqa: F401,I001  (first: registers everything; supplies detectron2._C)
 from fasttcm.checkpoint import model_state_dict, read_checkpoint_file
 from fasttcm.engine import load_config
 from fasttcm.modeling.backbone import FastTCMBackbone

@@ -28,12 +28,11 @@ def main(argv=None):
     p.add_argument("opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE config overrides")
     args = p.parse_args(argv)
 
+    from fasttcm.engine import FastTCMTrainer, load_config  # first: registers everything, supplies detectron2._C
+
     from detectron2.data import DatasetCatalog
     from detectron2.utils.env import seed_all_rng
     from detectron2.utils.logger import setup_logger
-
-    import fasttcm  # noqa: F401
-    from fasttcm.engine import FastTCMTrainer, load_config
 
     cfg = load_config(args.config_file, ["OUTPUT_DIR", args.output] + list(args.opts))
     os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)

@@ -8,7 +8,7 @@ Examples:
   python tools/train_net.py --config-file CFG --num-gpus 8 SOLVER.IMS_PER_BATCH 16
   python tools/train_net.py --config-file CFG --num-gpus 2   # no GPU: 2 CPU processes (gloo), MODEL.DEVICE cpu
 """
-import fasttcm  # noqa: F401,I001  (first: registers backbones, heads, datasets; supplies detectron2's ops)
+import fasttcm.engine  # noqa: F401,I001  (first: registers backbones, heads, datasets; supplies detectron2's ops)
 from detectron2.engine import default_argument_parser
 
 from fasttcm.checkpoint import CheckpointError, FastTCMCheckpointer

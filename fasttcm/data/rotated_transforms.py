@@ -6,6 +6,7 @@ Angles follow ``detectron2.structures.RotatedBoxes``: degrees, counter-clockwise
 results are normalised to (-180, 180].
 """
 import numpy as np
+from fasttcm import _detectron2  # noqa: F401,I001  (first: supplies detectron2._C before detectron2 loads)
 from detectron2.data import transforms as T
 from fvcore.transforms.transform import Transform, VFlipTransform
 

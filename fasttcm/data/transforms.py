@@ -29,6 +29,7 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 import shapely
+from fasttcm import _detectron2  # noqa: F401,I001  (first: supplies detectron2._C before detectron2 loads)
 from detectron2.data import transforms as T
 from detectron2.data.transforms import CropTransform, NoOpTransform, ResizeTransform, Transform, TransformList
 from shapely.geometry import Polygon, box as shapely_box

@@ -1,33 +1,49 @@
-"""DOTA-v1.0 Task1 evaluation (oriented boxes), exactly the rules of ``shared/PROTOCOLS.md`` §3, and its CLI::
+"""DOTA Task1 evaluation (oriented boxes) as DOTA_devkit's Task1 scripts compute it (v1.0, and v1.5 with
+``--v15``); rules in ``docs/PROTOCOLS.md`` §3. Command line (``tools/evaluate_dota.py`` is the same)::
 
-    python -m fasttcm.evaluation.dota_eval --det 'DIR/Task1_{}.txt' --gt LABELTXT_DIR --imageset LIST \\
-        [--json OUT] [--v15]
+    python -m fasttcm.evaluation.dota_eval --det 'DIR/Task1_{:s}.txt' --gt LABELTXT_DIR --imageset LIST \\
+        [--json OUT] [--v15 [--honour-difficult]] [--strict-classes]
+
+Needs only numpy, shapely and tabulate (no torch, no detectron2).
 
 **Inputs.** Ground truth: one DOTA ``labelTxt/<image>.txt`` per image of the image set (format and strictness in
 :mod:`fasttcm.data.dota.labels`; a missing file is an error). Image set: a text file, one image name per line
 (blank lines skipped; a trailing ``.png/.jpg/.tif/.bmp/.txt`` is dropped). Detections: ``Task1_<class>.txt`` per
-class, lines ``<image> <score> x1 y1 x2 y2 x3 y3 x4 y4`` over whole images.
+class, lines ``<image> <score> x1 y1 x2 y2 x3 y3 x4 y4`` over whole images, given as their folder or as a template
+with the class as ``{}`` or ``{:s}`` (the devkit's ``Task1_{:s}.txt``).
 
-**Protocol** (per class): ``npos`` = ground truths of the class that are not difficult (flag 1 or 2).
+**Classes.** Only the classes of the list are scored (15 for v1.0, 16 for v1.5); ground-truth objects of other
+classes are left out and counted (``ignored 37 ground-truth objects of 1 class outside DOTA-v1.0:
+container-crane``), as the devkit, which never reads other names. ``unknown_classes="error"`` (CLI
+``--strict-classes``) refuses them instead, naming file and line. (Training loaders always refuse unknown classes.)
+
+**Protocol** (per class): ``npos`` = ground truths of the class that are not difficult (flag 1 or 2; under
+``--v15`` no object is difficult, as the devkit's v1.5 script reads labels, unless ``--honour-difficult``).
 Detections are sorted by score, highest first; **equal scores keep their file order** (stable sort; the official
 script's sort is not stable, so its order of tied detections is arbitrary). For each detection in that order, the
-ground truth of the same image and class with the largest polygon IoU is taken (first in file order on equal IoU).
-If that IoU is **strictly greater than 0.5**: a difficult ground truth makes the detection neither a true nor a
-false positive; an unused one makes it a true positive and marks it used; a used one makes it a false positive.
+ground truth of the same image and class with the largest polygon IoU is taken (first in file order on equal
+double-precision IoU). If that IoU is **strictly greater than 0.5**, decided exactly
+(:func:`fasttcm.data.dota.geometry.iou_above`: an exact 0.5 is not a match, although the devkit's float code
+rounds a few such integer pairs up): a difficult ground truth makes the detection neither a true nor a false
+positive; an unused one makes it a true positive and marks it used; a used one makes it a false positive.
 Otherwise (IoU <= 0.5, or no ground truth) it is a false positive. Recall = cumulative TP / npos, precision =
 cumulative TP / max(cumulative TP + FP, float64 eps). **AP** = VOC07 11-point: for ``t`` in
 ``numpy.arange(0, 1.1, 0.1)`` (the official script's thresholds, including their rounding: the 4th is
 0.30000000000000004, so a recall of exactly 0.3 does not reach it), the largest precision at recall >= t, 0 if
 none, averaged over the 11 values. A class with ``npos = 0`` gets AP 0. **mAP** = mean over all classes of the
-list (15 for v1.0, 16 for v1.5), so classes without ground truth count as 0.
+list, so classes without ground truth count as 0.
+
+**Geometry.** A quad is the region its ring encloses; a self-intersecting (bow-tie) quad is its two lobes, where
+the devkit's value is an artefact of signed shoelace sums; bow ties and zero-area quads are counted and warned
+about (:mod:`fasttcm.data.dota.geometry`).
 
 Where the official script crashes, fasttcm defines: an empty or missing ``Task1_<class>.txt`` gives that class no
-detections (AP 0 when it has ground truth); detections on images outside the image set are counted, reported with
-an example, and ignored. Polygon IoU: :func:`fasttcm.data.dota.geometry.indexed_ious` (exact; shapely for the rare
-non-convex labels).
+detections (AP 0 when it has ground truth; when none of the class files exists, that is an error naming the
+template); detections on images outside the image set are counted, reported with an example, and ignored.
 
-**Output.** :class:`Task1Result` (AP as fractions in [0, 1]); the CLI prints a per-class table and writes
-``{"mAP": x, "classes": {"<class>": {"ap": x, "npos": n, "num_dets": m}}, ...}`` with ``--json``.
+**Output.** :class:`Task1Result` (AP as fractions in [0, 1]); the CLI prints the warnings and a per-class table
+and writes :meth:`Task1Result.to_json` with ``--json``. Any failure to read the inputs is a one-line
+``error: ...`` naming the path, exit status 2.
 """
 from __future__ import annotations
 
@@ -36,12 +52,21 @@ import json
 import logging
 import os
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 
-from fasttcm.data.dota.geometry import PreparedQuads, indexed_ious, iou_upper_bounds, overlap_pairs
+from fasttcm.data.dota.geometry import (
+    BOWTIE,
+    DEGENERATE,
+    PreparedQuads,
+    indexed_ious,
+    iou_above,
+    iou_upper_bounds,
+    overlap_pairs,
+)
 from fasttcm.data.dota.labels import (
     DOTA_V1_CLASSES,
     DOTA_V15_CLASSES,
@@ -77,7 +102,9 @@ PROTOCOL = (
 @dataclass
 class GroundTruth:
     """Ground truth of an image set, one row per object: ``image`` (index into ``images``), ``class_ids``,
-    ``quads`` (N, 4, 2) pixels, ``difficult`` (N,) bool. Objects are in image-set order, then file order."""
+    ``quads`` (N, 4, 2) pixels, ``difficult`` (N,) bool. Objects are in image-set order, then file order.
+    ``ignored``: objects of classes outside ``classes`` that were read and left out (class -> count);
+    ``difficult_used``: False when every object was read as not difficult (the DOTA-v1.5 script's rule)."""
 
     images: List[str]
     image: np.ndarray
@@ -85,6 +112,8 @@ class GroundTruth:
     quads: np.ndarray
     difficult: np.ndarray
     classes: Sequence[str]
+    ignored: Dict[str, int] = field(default_factory=dict)
+    difficult_used: bool = True
 
 
 @dataclass
@@ -102,32 +131,94 @@ class ClassResult:
 
 @dataclass
 class Task1Result:
-    """mAP (fraction) over ``classes``, per-class results, and the detections on unknown images (ignored)."""
+    """mAP (fraction) over ``classes``, per-class results, and what was left out or looked suspicious:
+    detections on unknown images (ignored), ground-truth objects of other classes (ignored, class -> count),
+    bow-tie and zero-area quads among the evaluated ground truth and detections (counted, see
+    :mod:`fasttcm.data.dota.geometry`)."""
 
     map: float
     classes: Dict[str, ClassResult]
     num_images: int
     unknown_count: int = 0
     unknown_examples: List[str] = field(default_factory=list)
+    ignored_gt: Dict[str, int] = field(default_factory=dict)
+    bowtie_gt: int = 0
+    bowtie_det: int = 0
+    degenerate_gt: int = 0
+    degenerate_det: int = 0
+    difficult_used: bool = True
+    class_list: str = "DOTA-v1.0"
+
+    def warning_lines(self) -> List[str]:
+        """The summary's warning lines (the same counts as :meth:`to_json`'s ``warnings``)."""
+        out = []
+        if self.ignored_gt:
+            n = sum(self.ignored_gt.values())
+            k = len(self.ignored_gt)
+            names = ", ".join(c if k == 1 else f"{c} ({m})" for c, m in sorted(self.ignored_gt.items()))
+            out.append(f"ignored {n} ground-truth objects of {k} class{'es' if k > 1 else ''} outside "
+                       f"{self.class_list}: {names}")
+        if self.unknown_count:
+            out.append(f"ignored {self.unknown_count} detections on images outside the image set "
+                       f"(e.g. {', '.join(self.unknown_examples)})")
+        if self.bowtie_gt or self.bowtie_det:
+            out.append(f"warning: {self.bowtie_gt} ground-truth and {self.bowtie_det} detection quads cross "
+                       "themselves (bow ties); each is read as its two lobes (the devkit's IoU of such quads comes "
+                       "from signed shoelace sums)")
+        if self.degenerate_gt or self.degenerate_det:
+            out.append(f"warning: {self.degenerate_gt} ground-truth and {self.degenerate_det} detection quads have "
+                       "no area (IoU 0 with everything)")
+        if not self.difficult_used:
+            out.append("difficult flags not used: every object counts (as DOTA_devkit's v1.5 script reads labels)")
+        return out
 
     def to_json(self) -> dict:
-        """``{"mAP": x, "classes": {c: {"ap", "npos", "num_dets"}}, "protocol", "num_images",
-        "unknown_image_detections": {"count", "examples"}}``."""
+        """``{"mAP": x, "classes": {c: {"ap", "npos", "num_dets"}}, "protocol", "num_images", "difficult_used",
+        "unknown_image_detections": {"count", "examples"}, "warnings": {"ignored_gt_objects": {class: n},
+        "bowtie_gt", "bowtie_det", "degenerate_gt", "degenerate_det"}}``."""
         return {
             "mAP": self.map,
             "classes": {c: {"ap": r.ap, "npos": r.npos, "num_dets": r.num_dets} for c, r in self.classes.items()},
             "protocol": PROTOCOL,
             "num_images": self.num_images,
+            "difficult_used": self.difficult_used,
             "unknown_image_detections": {"count": self.unknown_count, "examples": self.unknown_examples},
+            "warnings": {
+                "ignored_gt_objects": dict(sorted(self.ignored_gt.items())),
+                "bowtie_gt": self.bowtie_gt,
+                "bowtie_det": self.bowtie_det,
+                "degenerate_gt": self.degenerate_gt,
+                "degenerate_det": self.degenerate_det,
+            },
         }
 
 
+def class_list_name(classes: Sequence[str]) -> str:
+    """``"DOTA-v1.0"`` / ``"DOTA-v1.5"`` for the devkit's lists, else ``"the class list"``."""
+    if tuple(classes) == DOTA_V1_CLASSES:
+        return "DOTA-v1.0"
+    if tuple(classes) == DOTA_V15_CLASSES:
+        return "DOTA-v1.5"
+    return "the class list"
+
+
 def load_ground_truth(
-    gt_dirs: Union[str, Sequence[str]], imageset: Optional[Iterable[str]], classes: Sequence[str]
+    gt_dirs: Union[str, Sequence[str]],
+    imageset: Optional[Iterable[str]],
+    classes: Sequence[str],
+    unknown_classes: str = "ignore",
+    use_difficult: bool = True,
 ) -> GroundTruth:
     """Read ``<gt_dir>/<image>.txt`` for every image of ``imageset`` (the first of ``gt_dirs`` that has it);
-    ``imageset=None`` = every ``*.txt`` in the folders, sorted. Unknown class names and malformed lines raise
-    ``ValueError`` (file and line); an image without a label file raises ``FileNotFoundError``."""
+    ``imageset=None`` = every ``*.txt`` in the folders, sorted.
+
+    Objects of classes outside ``classes`` are left out and counted in ``.ignored`` (``unknown_classes="ignore"``,
+    what the devkit does: it never reads other names), or raise ``ValueError`` naming file and line
+    (``"error"``). ``use_difficult=False`` reads every object as not difficult (the devkit's v1.5 script).
+    Malformed lines raise ``ValueError`` (file and line); an image without a label file raises
+    ``FileNotFoundError``."""
+    if unknown_classes not in ("ignore", "error"):
+        raise ValueError(f"unknown_classes must be 'ignore' or 'error', got {unknown_classes!r}")
     dirs = [gt_dirs] if isinstance(gt_dirs, (str, os.PathLike)) else list(gt_dirs)
     for d in dirs:
         if not os.path.isdir(d):
@@ -144,15 +235,28 @@ def load_ground_truth(
             f"{len(missing)} images of the image set have no label file in {', '.join(map(str, dirs))} "
             f"(e.g. {missing[0]}.txt)"
         )
+    cls_index = {c: i for i, c in enumerate(classes)}
+    ignored: Counter = Counter()
     img_idx, cls, quads, diff = [], [], [], []
     for k, n in enumerate(images):
-        lf = parse_label_file(listing[n], classes)
-        if len(lf):
-            img_idx.append(np.full(len(lf), k, dtype=np.int64))
-            cls.append(lf.class_ids)
-            quads.append(lf.quads)
-            diff.append(lf.difficult > 0)
+        if unknown_classes == "error":
+            lf = parse_label_file(listing[n], classes)
+            ids = lf.class_ids
+        else:
+            lf = parse_label_file(listing[n], None)
+            ids = np.fromiter((cls_index.get(nm, -1) for nm in lf.names), dtype=np.int64, count=len(lf))
+            if (ids < 0).any():
+                ignored.update(nm for nm, i in zip(lf.names, ids.tolist()) if i < 0)
+        keep = ids >= 0
+        if keep.any():
+            img_idx.append(np.full(int(keep.sum()), k, dtype=np.int64))
+            cls.append(ids[keep])
+            quads.append(lf.quads[keep])
+            diff.append((lf.difficult[keep] > 0) if use_difficult else np.zeros(int(keep.sum()), dtype=bool))
     cat = (lambda xs, empty: np.concatenate(xs) if xs else empty)
+    if ignored:
+        logger.warning(f"ignored {sum(ignored.values())} ground-truth objects of {len(ignored)} class(es) outside "
+                       f"{class_list_name(classes)}: {', '.join(sorted(ignored))}")
     return GroundTruth(
         images=images,
         image=cat(img_idx, np.zeros(0, dtype=np.int64)),
@@ -160,6 +264,8 @@ def load_ground_truth(
         quads=cat(quads, np.zeros((0, 4, 2))),
         difficult=cat(diff, np.zeros(0, dtype=bool)),
         classes=tuple(classes),
+        ignored=dict(ignored),
+        difficult_used=use_difficult,
     )
 
 
@@ -226,14 +332,14 @@ def evaluate_task1(
 
     # best ground truth of each detection (same image and class), only where its IoU exceeds the threshold
     best_gt = np.full(nd, -1, dtype=np.int64)
+    D, G = PreparedQuads(d_quad), PreparedQuads(gt.quads)
     if nd and len(gt.image):
-        D, G = PreparedQuads(d_quad), PreparedQuads(gt.quads)
         ia, ib = overlap_pairs(D.aabbs, d_img * C + d_cls, G.aabbs, gt.image * C + gt.class_ids)
         if len(ia):
             maybe = iou_upper_bounds(D, ia, G, ib) > iou_thr  # IoU <= bound: such pairs cannot match
             ia, ib = ia[maybe], ib[maybe]
             iou = indexed_ious(D, ia, G, ib)
-            hit = iou > iou_thr
+            hit = iou_above(D, ia, G, ib, iou_thr, iou=iou)  # IoU > thr decided exactly
             ia, ib, iou = ia[hit], ib[hit], iou[hit]
             o = np.lexsort((ib, -iou, ia))  # per detection: largest IoU first, then first ground truth
             ia, ib = ia[o], ib[o]
@@ -276,7 +382,13 @@ def evaluate_task1(
             ignored=int(np.count_nonzero(diff_hit[lo:hi])),
         )
     m = float(np.mean([r.ap for r in results.values()])) if results else 0.0
-    return Task1Result(m, results, len(gt.images), unknown_count, unknown_examples)
+    counts = {f"{kind}_{side}": int(np.count_nonzero(P.kinds == code))
+              for side, P in (("gt", G), ("det", D)) for kind, code in (("bowtie", BOWTIE), ("degenerate", DEGENERATE))}
+    if counts["bowtie_gt"] or counts["bowtie_det"]:
+        logger.warning(f"{counts['bowtie_gt']} ground-truth and {counts['bowtie_det']} detection quads cross themselves "
+                       "(bow ties); each is read as its two lobes")
+    return Task1Result(m, results, len(gt.images), unknown_count, unknown_examples, ignored_gt=dict(gt.ignored),
+                       difficult_used=gt.difficult_used, class_list=class_list_name(classes), **counts)
 
 
 def evaluate_files(
@@ -285,17 +397,20 @@ def evaluate_files(
     imageset: Optional[Union[str, Sequence[str]]] = None,
     classes: Sequence[str] = DOTA_V1_CLASSES,
     iou_thr: float = 0.5,
+    unknown_classes: str = "ignore",
+    use_difficult: bool = True,
 ) -> Task1Result:
-    """Evaluate ``Task1_<class>.txt`` files (``det``: a template with ``{}`` or their folder) against labelTxt
-    folder(s). ``imageset``: an image-set file, a list of names, or ``None`` (every label file)."""
+    """Evaluate ``Task1_<class>.txt`` files (``det``: their folder, or a template with ``{}`` or ``{:s}``) against
+    labelTxt folder(s). ``imageset``: an image-set file, a list of names, or ``None`` (every label file).
+    ``unknown_classes`` / ``use_difficult``: see :func:`load_ground_truth`."""
     names = read_imageset(imageset) if isinstance(imageset, (str, os.PathLike)) else imageset
-    gt = load_ground_truth(gt_dirs, names, classes)
+    gt = load_ground_truth(gt_dirs, names, classes, unknown_classes=unknown_classes, use_difficult=use_difficult)
     dets = read_task1_dir(det, classes)
     return evaluate_task1(dets, gt, iou_thr=iou_thr)
 
 
 def format_table(result: Task1Result, title: Optional[str] = None) -> str:
-    """Per-class table (AP in percent) with the protocol stated and the mAP last."""
+    """Per-class table (AP in percent) with the protocol stated, the warnings, and the mAP last."""
     from tabulate import tabulate
 
     rows = [
@@ -304,11 +419,7 @@ def format_table(result: Task1Result, title: Optional[str] = None) -> str:
     rows.append(["mAP", f"{100 * result.map:.2f}", "", "", "", "", ""])
     head = title + "\n" if title else ""
     head += f"{PROTOCOL}; {result.num_images} images, {len(result.classes)} classes\n"
-    if result.unknown_count:
-        head += (
-            f"ignored {result.unknown_count} detections on images outside the image set "
-            f"(e.g. {', '.join(result.unknown_examples)})\n"
-        )
+    head += "".join(line + "\n" for line in result.warning_lines())
     return head + tabulate(
         rows,
         headers=["class", "AP (%)", "npos", "dets", "TP", "FP", "on difficult"],
@@ -321,28 +432,55 @@ def format_table(result: Task1Result, title: Optional[str] = None) -> str:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m fasttcm.evaluation.dota_eval",
-        description="DOTA Task1 evaluation (VOC07 11-point AP at polygon IoU > 0.5; see the module docstring).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "DOTA Task1 evaluation as DOTA_devkit's Task1 scripts compute it: per-class VOC07 11-point AP at\n"
+            "polygon IoU > 0.5 (decided exactly), mAP over the 15 DOTA-v1.0 classes (16 with --v15).\n"
+            "Ground-truth objects of other classes are ignored and counted, as the devkit never reads them."
+        ),
+        epilog=(
+            "JSON (--json): {mAP, classes: {class: {ap, npos, num_dets}}, protocol, num_images, difficult_used,\n"
+            "  unknown_image_detections: {count, examples}, warnings: {ignored_gt_objects: {class: n},\n"
+            "  bowtie_gt, bowtie_det, degenerate_gt, degenerate_det}}; AP and mAP are fractions in [0, 1].\n"
+            "Rules and where fasttcm defines what the devkit leaves undefined: docs/PROTOCOLS.md."
+        ),
     )
-    p.add_argument("--det", required=True, help="detection files: template 'DIR/Task1_{}.txt' or the folder DIR")
+    p.add_argument("--det", required=True,
+                   help="detection files: the folder DIR of Task1_<class>.txt, or a template with the class as {} "
+                        "or {:s} (the devkit's form), e.g. 'DIR/Task1_{:s}.txt'")
     p.add_argument("--gt", required=True, nargs="+", help="labelTxt folder(s) of the original images")
     p.add_argument("--imageset", default=None, help="image-set file (one image name per line); default: every "
                    "label file in --gt")
     p.add_argument("--json", default=None, help="write the results as JSON to this file")
-    p.add_argument("--v15", action="store_true", help="DOTA-v1.5 classes (16, with container-crane)")
+    p.add_argument("--v15", action="store_true",
+                   help="DOTA-v1.5: 16 classes (with container-crane), scored as the devkit's v1.5 script does, "
+                        "which reads every object as not difficult (see --honour-difficult)")
+    p.add_argument("--honour-difficult", "--honor-difficult", action="store_true",
+                   help="with --v15: treat difficult objects as the v1.0 rule does (neither TP nor FP, not in "
+                        "npos) instead of as the v1.5 script does (ignored flags); v1.0 always honours them")
+    p.add_argument("--strict-classes", action="store_true",
+                   help="refuse ground truth with classes outside the evaluated list (exit 2, naming file and line) "
+                        "instead of ignoring and counting those objects")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     classes = DOTA_V15_CLASSES if args.v15 else DOTA_V1_CLASSES
+    use_difficult = (not args.v15) or args.honour_difficult
     try:
-        res = evaluate_files(args.det, args.gt, args.imageset, classes)
-    except (ValueError, FileNotFoundError) as e:
+        res = evaluate_files(args.det, args.gt, args.imageset, classes,
+                             unknown_classes="error" if args.strict_classes else "ignore", use_difficult=use_difficult)
+    except (ValueError, OSError) as e:  # bad files, templates, paths: one line that names them
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(format_table(res, title=f"DOTA-{'v1.5' if args.v15 else 'v1.0'} Task1: {args.det}"))
     if args.json:
-        d = os.path.dirname(os.path.abspath(args.json))
-        os.makedirs(d, exist_ok=True)
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(res.to_json(), f, indent=1)
+        try:
+            d = os.path.dirname(os.path.abspath(args.json))
+            os.makedirs(d, exist_ok=True)
+            with open(args.json, "w", encoding="utf-8") as f:
+                json.dump(res.to_json(), f, indent=1)
+        except OSError as e:
+            print(f"error: cannot write {args.json}: {e}", file=sys.stderr)
+            return 2
     return 0
 
 

@@ -32,6 +32,7 @@ from collections import OrderedDict
 from typing import List, Optional, Sequence, Union
 
 import numpy as np
+from fasttcm import _detectron2  # noqa: F401,I001  (first: supplies detectron2._C before detectron2 loads)
 from detectron2.data import MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm

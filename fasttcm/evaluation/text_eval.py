@@ -1,11 +1,12 @@
 """Scene-text detection and end-to-end evaluation, computed as the official Robust Reading Competition (RRC)
-scripts compute it (rules: ``PROTOCOLS.md`` §1-2), with a command line::
+scripts compute it (rules: ``docs/PROTOCOLS.md`` §1-2), with a command line (``tools/evaluate_text.py`` is the
+same)::
 
     python -m fasttcm.evaluation.text_eval --protocol icdar15 --gt gt.zip --det submit.zip [--word-spotting] \\
         [--json result.json]
 
-This module needs only numpy and shapely (>= 2) and imports neither torch nor detectron2 itself (importing it
-through the ``fasttcm`` package still runs that package's ``__init__``).
+This module needs only numpy and shapely (>= 2): importing it loads neither torch nor detectron2 (``fasttcm``'s
+``__init__`` is light).
 
 Protocols
 ---------
@@ -23,21 +24,24 @@ ICDAR 2015
 
         x1,y1,x2,y2,x3,y3,x4,y4[,transcription]
 
-    The transcription is everything after the 8th comma (it may contain commas). A transcription wrapped in
-    double quotes (first and last character ``"``) loses them, and inside it ``\\"`` and ``\\\\`` are unescaped
-    (left to right, so ``\\\\"`` is a backslash then a quote). A line of 8 coordinates only has an empty
-    transcription. Coordinates are integers in the official files; floats are accepted too. A quadrilateral whose
-    shoelace area in image coordinates (y down) is negative, i.e. not clockwise on the image, is reordered clockwise
-    by the angle of its vertices around their mean (counted in ``warnings["quads_reordered"]``, not a warning).
+    The transcription is everything after the 8th comma (it may contain commas), kept exactly as written (spaces
+    included), except that a transcription wrapped in one pair of double quotes, white space allowed outside
+    them, loses the quotes and that white space, and inside ``\\\\`` then ``\\"`` are replaced by ``\\`` and ``"``
+    (:func:`unquote_transcription`, the RRC reader's two replacements in that order). A line of 8 coordinates
+    only has an empty transcription. Coordinates are integers in the official files; floats are accepted too. A
+    quadrilateral whose shoelace area in image coordinates (y down) is negative, i.e. not clockwise on the image,
+    is reordered clockwise by the angle of its vertices around their mean (the spotting kits' rule; counted in
+    ``warnings["quads_reordered"]``, not a warning).
 Total-Text / CTW1500
     ``<7-digit id>.txt`` on both sides (``0000001.txt``; every ``*.txt`` of the folder or zip is read, a numeric
     stem such as ``1.txt`` or ``img1.txt`` being the same image as ``0000001.txt``), one line per word::
 
         x1,y1,...,xn,yn,####transcription
 
-    ``n >= 3``; integers or floats; either orientation. In ground truth ``,####`` is required, in detections it is
-    optional (a line of coordinates only has an empty transcription). The transcription is everything after the
-    first ``####``; ``###`` (the line ends in ``,#######``) is don't care.
+    ``n >= 3``; integers or floats; either orientation. As the official reader: the line is stripped, split at
+    the first ``,####``, the transcription stripped, then unquoted as above (so `` word `` and ``"word"`` both
+    read ``word``). In ground truth ``####`` is required, in detections it is optional (a line of coordinates
+    only has an empty transcription). ``###`` (the line ends in ``,#######``) is don't care.
 Both
     UTF-8, with or without a BOM; LF, CR/LF or CR line ends; blank lines are skipped. A malformed line (too few
     coordinates, an odd count, a non-number, NaN/inf, fewer than 3 points, a GT line without ``####``) raises
@@ -49,17 +53,24 @@ Every image is known by a *key* (:func:`image_key`): ICDAR 2015 ``"1"`` for ``gt
 an image id ``"img_1"`` or ``1``; Total-Text/CTW1500 the 7-digit ``"0000003"`` for ``0000003.txt``, ``"img3"``,
 ``"poly_gt_img3"`` or ``3``. Ids without a number are kept as they are (``res_img_<id>.txt`` / ``<id>.txt``).
 
-Rules (exactly ``PROTOCOLS.md``)
--------------------------------
-* GT transcription ``###`` (exactly, after unquoting; no stripping) = don't care. In word-spotting mode a GT
-  word is also don't care, *for end to end only*, unless it passes the dictionary rule (:func:`dictionary_word`);
-  a word that passes is compared in its cleaned form. "Strip spaces" in the rule strips the space character only
-  (other white space then fails the character test).
+Rules (``docs/PROTOCOLS.md``)
+-----------------------------
+* GT transcription ``###`` (exactly, after reading as above) = don't care. In word-spotting mode a GT word is
+  also don't care, *for end to end only*, unless it passes the dictionary rule (:func:`dictionary_word`); a word
+  that passes is compared in its cleaned form. "Strip spaces" in the rule strips the space character only (other
+  white space then fails the character test).
+* **Areas.** Under ``"icdar15"`` the area of a word is the absolute shoelace sum of its ring as written (after the
+  clockwise reordering), as the official script measures it; intersections are taken on the filled shapes. For a
+  self-intersecting (bow-tie) quadrilateral the ring area is smaller than the region it covers (its lobes
+  cancel): the union shrinks, the IoU grows, and a detection whose ring area is 0 is never don't care. Such words
+  are counted (``warnings["gt_ring_area_differs"]`` / ``["det_ring_area_differs"]``) and the summary warns. Under
+  the polygon protocol the area is that of the filled (repaired) shape.
 * A detection is don't care when, for some don't-care GT region of its image, area(det ∩ region) / area(det)
   > 0.5 (a detection of zero area never is). Done with the end-to-end don't-care list and with the
   detection-only list (``###`` only).
 * Greedy one-to-one matching in file order: for each GT (file order), the first detection (file order) still
-  unmatched, not don't care, with IoU > 0.5 (strictly). IoU = area(∩) / (area(g) + area(d) - area(∩)).
+  unmatched, not don't care, with IoU > 0.5 (strictly). IoU = area(∩) / (area(g) + area(d) - area(∩)), 0 when
+  that union is not positive.
 * End to end: a matched pair is correct when the upper-cased transcriptions are equal; outside word-spotting mode
   also when they are equal after removing one special character (:data:`SPECIAL_CHARACTERS`) from the start, the
   end, or both ends of the GT word (:func:`transcription_match`). Detection only: every match counts.
@@ -67,17 +78,27 @@ Rules (exactly ``PROTOCOLS.md``)
   precision = matched / care detections (0 if none). Overall: recall = Σ matched / Σ care GT, precision =
   Σ matched / Σ care detections (0 when a denominator is 0); hmean = 2PR / (P + R) (0 when P + R = 0).
 
+Geometry and precision
+----------------------
+ICDAR 2015 quadrilaterals are intersected in numpy (:mod:`fasttcm.data.dota.geometry`: convex pieces clipped in
+double precision), and the two 0.5 thresholds are decided exactly: a pair whose IoU or area ratio lies within
+rounding of 0.5 is decided again in rational arithmetic, so an exact 0.5 is never counted. Polygons (Total-Text,
+CTW1500, and in-memory ICDAR words with other than 4 points) are intersected by shapely (GEOS, double precision).
+Only pairs whose bounding boxes allow an IoU or area ratio above 0.5 are intersected at all.
+
 Where the official scripts crash or are undefined, fasttcm defines the result
 -----------------------------------------------------------------------------
 * **BOM**: stripped. **Empty file** (or only blank lines): an image with no words. GT: no care GT (per-image
   recall 1); detections: none.
-* **Invalid polygons** (self-intersecting such as a bow-tie, repeated vertices that make the ring invalid,
-  collinear points), GT or detection, either protocol: repaired with ``shapely.make_valid``, keeping all of its
-  polygonal part (a bow-tie becomes its two triangles, a MultiPolygon). When nothing polygonal is left (zero area,
-  fewer than 3 points in memory, NaN/inf coordinates in memory), the word is **kept with an empty geometry**: it
-  still counts (a care GT no detection can match, a care detection that matches nothing) and is never don't care.
-  Nothing is dropped: dropping a GT would raise recall and dropping a detection would raise precision. Each repair
-  is logged with ``file:line`` and counted in ``warnings`` (``gt_polygons_repaired``, ``gt_polygons_empty``,
+* **Invalid polygons.** ICDAR 2015: the official script returns a number for a self-intersecting quadrilateral
+  (the ring-area rule above), and so does fasttcm: its filled shape is its two lobes (counted in
+  ``*_polygons_repaired``). The polygon protocol's official script refuses invalid polygons; fasttcm repairs
+  them with ``shapely.make_valid``, keeping all of their polygonal part (a bow-tie becomes its two triangles, a
+  MultiPolygon). Either protocol: when nothing polygonal is left (zero area, fewer than 3 points in memory,
+  NaN/inf coordinates in memory), the word is **kept with an empty geometry**: it still counts (a care GT no
+  detection can match, a care detection that matches nothing) and is never don't care. Nothing is dropped:
+  dropping a GT would raise recall and dropping a detection would raise precision. Each repair is logged with
+  ``file:line`` and counted in ``warnings`` (``gt_polygons_repaired``, ``gt_polygons_empty``,
   ``det_polygons_repaired``, ``det_polygons_empty``); the CLI prints the counts.
 * **Zero union** (two empty geometries): IoU 0.
 * **An image with a GT file and no detection file**: it has no detections (as the official script).
@@ -88,8 +109,10 @@ Where the official scripts crash or are undefined, fasttcm defines the result
   ``ValueError``.
 * **Empty GT transcription** (the official script indexes its first character and raises): matches only an empty
   detection transcription.
+* **A polygon line with a second ``,####``**: everything after the first one is the transcription.
 * **In-memory polygons with a number of vertices other than 4 under ``"icdar15"``** (impossible from files):
-  evaluated as polygons; the clockwise reordering applies to quadrilaterals only.
+  evaluated as polygons (ring area from their shoelace sum); the clockwise reordering applies to quadrilaterals
+  only.
 
 Result of :func:`evaluate` (all rates are fractions in [0, 1]; JSON-serializable)
 ---------------------------------------------------------------------------------
@@ -104,6 +127,7 @@ Result of :func:`evaluate` (all rates are fractions in [0, 1]; JSON-serializable
                           "det_only_pairs": [[gt_index, det_index], ...],          # 0-based, file order
                           "e2e_pairs": [[gt_index, det_index, correct(0|1)], ...]}},
      "warnings": {"gt_polygons_repaired", "gt_polygons_empty", "det_polygons_repaired", "det_polygons_empty",
+                  "gt_ring_area_differs", "det_ring_area_differs",              # ICDAR 2015 only, else 0
                   "quads_reordered": int, "unknown_det_images": [key, ...],
                   "ignored_files": ["gt:<name>" | "det:<name>", ...],
                   "messages": [str, ...]  (the first 100 messages)},
@@ -124,12 +148,24 @@ import re
 import sys
 import zipfile
 from collections import Counter
+from itertools import chain
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import shapely
 from shapely.geometry import Polygon
+
+from fasttcm.data.dota.geometry import (
+    BOWTIE,
+    DEGENERATE,
+    PreparedQuads,
+    exact_pair_areas,
+    intersection_areas,
+    overlap_pairs,
+    signed_areas,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -145,12 +181,14 @@ __all__ = [
     "parse_lines",
     "parse_icdar15_lines",
     "parse_polygon_lines",
+    "unquote_transcription",
     "load_text_files",
     "order_quad_clockwise",
     "dictionary_word",
     "transcription_match",
     "evaluate",
     "format_table",
+    "warning_lines",
     "format_submission_lines",
     "write_submission",
     "write_submission_lines",
@@ -186,6 +224,12 @@ SPECIAL_CHARACTERS = "!?.:,*\"()·[]/'"
 _DICT_SPACE_CHARACTERS = "'!?.:,*\"()·[]/"
 _DICT_FORBIDDEN = "×÷·"
 _DICT_RANGES = ((ord("a"), ord("z")), (ord("A"), ord("Z")), (0xC0, 0x1BF), (0x1C4, 0x27F), (0x386, 0x3FF))
+_DICT_TO_SPACE = str.maketrans({ch: " " for ch in _DICT_SPACE_CHARACTERS})
+#: a word of the allowed characters: the ranges above and '-', none of the forbidden ones
+_DICT_WORD = re.compile(
+    "(?:(?![" + re.escape(_DICT_FORBIDDEN) + "])["
+    + "".join(re.escape(chr(lo)) + "-" + re.escape(chr(hi)) for lo, hi in _DICT_RANGES) + r"\-])+"
+)
 IOU_THRESHOLD = 0.5
 AREA_PRECISION_THRESHOLD = 0.5
 #: at most this many warning messages are logged and kept in ``warnings["messages"]``; counts are always complete
@@ -269,74 +313,124 @@ def _short(line: str) -> str:
 
 
 def _coords(fields: Sequence[str], where: str, line: str) -> np.ndarray:
-    vals = []
-    for f in fields:
-        try:
-            v = float(f)
-        except ValueError:
-            raise ValueError(f"{where}: non-numeric coordinate {f.strip()!r} in {_short(line)}") from None
-        if not math.isfinite(v):
-            raise ValueError(f"{where}: non-finite coordinate {f.strip()!r} in {_short(line)}")
-        vals.append(v)
+    try:  # fast path; the loop below only runs to name what is wrong
+        vals = list(map(float, fields))
+        ok = all(map(math.isfinite, vals))
+    except ValueError:
+        ok = False
+    if not ok:
+        for f in fields:
+            try:
+                v = float(f)
+            except ValueError:
+                raise ValueError(f"{where}: non-numeric coordinate {f.strip()!r} in {_short(line)}") from None
+            if not math.isfinite(v):
+                raise ValueError(f"{where}: non-finite coordinate {f.strip()!r} in {_short(line)}")
     if len(vals) % 2:
         raise ValueError(f"{where}: odd number of coordinates ({len(vals)}) in {_short(line)}")
     return np.asarray(vals, dtype=np.float64).reshape(-1, 2)
 
 
-_UNESCAPE = re.compile(r"\\([\\\"])")
+#: a transcription wrapped in one pair of double quotes, white space allowed outside them (the RRC readers' rule)
+_QUOTED = re.compile(r'^\s*"(.*)"\s*$')
 
 
-def _unquote(text: str) -> str:
-    if len(text) >= 2 and text[0] == '"' and text[-1] == '"':
-        return _UNESCAPE.sub(r"\1", text[1:-1])
-    return text
+def unquote_transcription(text: str) -> str:
+    """A transcription as the official RRC readers read it: when it is wrapped in one pair of double quotes (white
+    space allowed outside them), the quotes and that white space go, and inside ``\\\\`` then ``\\"`` are replaced
+    by ``\\`` and ``"`` (two replacements in that order, as the readers do); otherwise it is kept as written."""
+    m = _QUOTED.match(text)
+    if m is None:
+        return text
+    return m.group(1).replace("\\\\", "\\").replace('\\"', '"')
+
+
+def _unquote_fast(text: str) -> str:
+    return unquote_transcription(text) if '"' in text else text
+
+
+def _points_of_rows(fields: List[Sequence[str]], where: str, rows: List[Tuple[int, str]]) -> np.ndarray:
+    """All coordinates of a file at once (the per-line check runs only to name a bad line)."""
+    try:
+        flat = np.fromiter(map(float, chain.from_iterable(fields)), dtype=np.float64)
+        ok = bool(np.isfinite(flat).all())
+    except ValueError:
+        ok = False
+    if not ok:
+        for f, (i, line) in zip(fields, rows):
+            _coords(f, f"{where}:{i}", line)
+    return flat
 
 
 def parse_icdar15_lines(lines: Iterable[str], where: str = "<memory>") -> List[TextItem]:
     """Parse ICDAR 2015 lines ``x1,y1,...,x4,y4[,transcription]`` (GT or detections; see the module docstring).
 
-    Points are returned as written (the clockwise reordering happens at evaluation). ``ValueError`` naming
-    ``where:line`` on a malformed line."""
-    out = []
+    The transcription is everything after the 8th comma, kept as written, except that one pair of wrapping
+    double quotes is removed by :func:`unquote_transcription`. Points are returned as written (the clockwise
+    reordering happens at evaluation). ``ValueError`` naming ``where:line`` on a malformed line."""
+    rows, parts = [], []
     for i, line in enumerate(lines, start=1):
-        if not line.strip():
+        if not line or line.isspace():
             continue
-        parts = line.split(",", 8)
-        loc = f"{where}:{i}"
-        if len(parts) < 8:
+        p = line.split(",", 8)
+        if len(p) < 8:
             raise ValueError(
-                f"{loc}: expected 8 coordinates x1,y1,...,x4,y4 then ',transcription'; "
-                f"got {len(parts)} field(s) in {_short(line)}"
+                f"{where}:{i}: expected 8 coordinates x1,y1,...,x4,y4 then ',transcription'; "
+                f"got {len(p)} field(s) in {_short(line)}"
             )
-        pts = _coords(parts[:8], loc, line)
-        text = _unquote(parts[8]) if len(parts) == 9 else ""
-        out.append(TextItem(pts, text, i))
-    return out
+        rows.append((i, line))
+        parts.append(p)
+    if not rows:
+        return []
+    pts = _points_of_rows([p[:8] for p in parts], where, rows).reshape(-1, 4, 2)
+    return [TextItem(pts[k], _unquote_fast(p[8]) if len(p) == 9 else "", i)
+            for k, ((i, _), p) in enumerate(zip(rows, parts))]
+
+
+_POLY_SEP = "," + POLYGON_SEPARATOR
 
 
 def parse_polygon_lines(lines: Iterable[str], where: str = "<memory>", require_text: bool = True) -> List[TextItem]:
-    """Parse Total-Text/CTW1500 lines ``x1,y1,...,xn,yn,####transcription`` (n >= 3).
+    """Parse Total-Text/CTW1500 lines ``x1,y1,...,xn,yn,####transcription`` (n >= 3), as the official polygon
+    reader does: the line is stripped, split at the first ``,####`` (a line without it but with ``####`` right
+    after the last coordinate is read the same way), the transcription stripped and then unquoted
+    (:func:`unquote_transcription`).
 
     ``require_text=False`` (detections) also accepts lines of coordinates only (empty transcription).
     ``ValueError`` naming ``where:line`` on a malformed line."""
-    out = []
-    for i, line in enumerate(lines, start=1):
-        if not line.strip():
+    rows, fields, texts = [], [], []
+    for i, raw in enumerate(lines, start=1):
+        line = raw.strip()
+        if not line:
             continue
-        loc = f"{where}:{i}"
-        if POLYGON_SEPARATOR in line:
+        if _POLY_SEP in line:
+            coords, text = line.split(_POLY_SEP, 1)
+        elif POLYGON_SEPARATOR in line:
             coords, text = line.split(POLYGON_SEPARATOR, 1)
         elif require_text:
-            raise ValueError(f"{loc}: expected x1,y1,...,xn,yn,####transcription, got {_short(line)}")
+            raise ValueError(f"{where}:{i}: expected x1,y1,...,xn,yn,####transcription, got {_short(raw)}")
         else:
             coords, text = line, ""
         c = coords.strip()
         if c.endswith(","):
             c = c[:-1]
-        pts = _coords(c.split(","), loc, line)
-        if len(pts) < 3:
-            raise ValueError(f"{loc}: {len(pts)} point(s), a polygon needs at least 3, in {_short(line)}")
-        out.append(TextItem(pts, text, i))
+        f = c.split(",")
+        if len(f) % 2:
+            _coords(f, f"{where}:{i}", raw)  # names a non-number first, else the odd count
+        if len(f) < 6:
+            _coords(f, f"{where}:{i}", raw)
+            raise ValueError(f"{where}:{i}: {len(f) // 2} point(s), a polygon needs at least 3, in {_short(raw)}")
+        rows.append((i, raw))
+        fields.append(f)
+        texts.append(_unquote_fast(text.strip()))
+    if not rows:
+        return []
+    flat = _points_of_rows(fields, where, rows)
+    out, o = [], 0
+    for (i, _), f, t in zip(rows, fields, texts):
+        n = len(f)
+        out.append(TextItem(flat[o : o + n].reshape(-1, 2), t, i))
+        o += n
     return out
 
 
@@ -414,9 +508,14 @@ def order_quad_clockwise(points) -> np.ndarray:
     pts = np.asarray(points, dtype=np.float64).reshape(4, 2)
     if _signed_area(pts) >= 0:
         return pts
-    c = pts.mean(axis=0)
-    order = np.argsort(np.arctan2(pts[:, 1] - c[1], pts[:, 0] - c[0]), kind="stable")
-    return pts[order]
+    return _reorder_clockwise(pts[None])[0]
+
+
+def _reorder_clockwise(q: np.ndarray) -> np.ndarray:
+    """(N, 4, 2) quads sorted by the angle of their corners around the corners' mean (stable on ties)."""
+    c = q.mean(axis=1, keepdims=True)
+    order = np.argsort(np.arctan2(q[..., 1] - c[..., 1], q[..., 0] - c[..., 0]), axis=1, kind="stable")
+    return np.take_along_axis(q, order[..., None], axis=1)
 
 
 _EMPTY = Polygon()
@@ -437,6 +536,10 @@ def _polygonal_part(geom) -> Optional[shapely.Geometry]:
     return parts[0] if len(parts) == 1 else shapely.union_all(parts)
 
 
+_COUNT_KEYS = ("gt_polygons_repaired", "gt_polygons_empty", "det_polygons_repaired", "det_polygons_empty",
+               "gt_ring_area_differs", "det_ring_area_differs", "quads_reordered")
+
+
 class _Log:
     def __init__(self):
         self.counts: Counter = Counter()
@@ -455,81 +558,236 @@ class _Log:
             logger.warning("text evaluation: further warnings not shown (the counts are complete)")
 
     def report(self) -> dict:
-        return {
-            "gt_polygons_repaired": self.counts["gt_polygons_repaired"],
-            "gt_polygons_empty": self.counts["gt_polygons_empty"],
-            "det_polygons_repaired": self.counts["det_polygons_repaired"],
-            "det_polygons_empty": self.counts["det_polygons_empty"],
-            "quads_reordered": self.counts["quads_reordered"],
-            "unknown_det_images": list(self.unknown),
-            "ignored_files": list(self.ignored),
-            "messages": list(self.messages),
-        }
-
-
-def _geometries(items: List[TextItem], rules: str, role: str, where: str, log: _Log):
-    """Shapely geometries (valid, possibly empty) and areas of ``items``, repairs logged and counted."""
-    geoms = np.empty(len(items), dtype=object)
-    for i, it in enumerate(items):
-        pts = it.points
-        if rules == "icdar15" and len(pts) == 4 and np.isfinite(pts).all() and _signed_area(pts) < 0:
-            pts = order_quad_clockwise(pts)
-            log.counts["quads_reordered"] += 1
-        if len(pts) < 3 or not np.isfinite(pts).all():
-            log.warn(
-                f"{role}_polygons_empty",
-                f"{_where(where, it, i)}: {role} polygon with {len(pts)} point(s) or non-finite coordinates "
-                f"{_text_repr(it.text)}: kept with an empty geometry (it can match nothing)",
-            )
-            geoms[i] = _EMPTY
-            continue
-        geoms[i] = Polygon(pts)
-    if len(items):
-        bad = np.flatnonzero(~shapely.is_valid(geoms))
-        for i in bad:
-            reason = shapely.is_valid_reason(geoms[i])
-            fixed = _polygonal_part(shapely.make_valid(geoms[i]))
-            it = items[i]
-            if fixed is None:
-                geoms[i] = _EMPTY
-                log.warn(
-                    f"{role}_polygons_empty",
-                    f"{_where(where, it, i)}: invalid {role} polygon {_text_repr(it.text)} ({reason}) has no area: "
-                    "kept with an empty geometry (it can match nothing)",
-                )
-            else:
-                geoms[i] = fixed
-                log.warn(
-                    f"{role}_polygons_repaired",
-                    f"{_where(where, it, i)}: invalid {role} polygon {_text_repr(it.text)} ({reason}) repaired "
-                    f"with make_valid ({fixed.geom_type}, area {fixed.area:.6g})",
-                )
-    areas = shapely.area(geoms) if len(items) else np.zeros(0)
-    return geoms, np.asarray(areas, dtype=np.float64)
-
-
-def _where(where: str, it: TextItem, index: int) -> str:
-    return f"{where}:{it.line}" if it.line else f"{where}, word #{index}"
+        out = {k: int(self.counts[k]) for k in _COUNT_KEYS}
+        out.update(unknown_det_images=list(self.unknown), ignored_files=list(self.ignored),
+                   messages=list(self.messages))
+        return out
 
 
 def _text_repr(text: str) -> str:
     return repr(text if len(text) <= 40 else text[:37] + "...")
 
 
-def _intersection_areas(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(len(a), len(b)) areas of pairwise intersections; only pairs whose envelopes meet are clipped."""
-    out = np.zeros((len(a), len(b)), dtype=np.float64)
-    if len(a) == 0 or len(b) == 0:
-        return out
-    ia, ib = shapely.STRtree(b).query(a, predicate="intersects")
-    if len(ia):
-        out[ia, ib] = shapely.area(shapely.intersection(a[ia], b[ib]))
-    return out
+def _ragged(offs: np.ndarray, idx: np.ndarray):
+    """For rings ``allp[offs[i]:offs[i + 1]]``, ``i`` in ``idx``: ``(seg, first, pos, nxt)`` per point: the ring's
+    rank in ``idx``, its first point, the point, and the next point along the ring."""
+    lens = offs[idx + 1] - offs[idx]
+    seg = np.repeat(np.arange(len(idx)), lens)
+    first = np.repeat(offs[idx], lens)
+    pos = first + np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens)
+    last = first + np.repeat(lens, lens) - 1
+    return seg, first, pos, np.where(pos == last, first, pos + 1)
+
+
+def _ring_areas(allp: np.ndarray, offs: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """|shoelace| of the rings ``allp[offs[i]:offs[i + 1]]`` for ``i`` in ``idx``, in coordinates relative to each
+    ring's first point."""
+    if len(idx) == 0:
+        return np.zeros(0)
+    seg, first, pos, nxt = _ragged(offs, idx)
+    p, pn, o = allp[pos], allp[nxt], allp[first]
+    cross = (p[:, 0] - o[:, 0]) * (pn[:, 1] - o[:, 1]) - (pn[:, 0] - o[:, 0]) * (p[:, 1] - o[:, 1])
+    return 0.5 * np.abs(np.bincount(seg, weights=cross, minlength=len(idx)))
+
+
+class _Side:
+    """The words of one side (GT or detections) over all images, image-major then file order, with their
+    geometry: ``empty`` (no usable geometry), ``filled`` (area of the repaired shape), ``ring`` (the area the
+    protocol's union and don't-care ratio use: the ring's |shoelace| under ICDAR 2015, ``filled`` otherwise),
+    ``bounds``, quads on the numpy path (``qidx`` into ``quads``) and shapely geometries for the others."""
+
+    def __init__(self, per_image: List[List[TextItem]], sources: List[str], rules: str, role: str, log: _Log):
+        self.items = [it for words in per_image for it in words]
+        counts = np.fromiter((len(w) for w in per_image), dtype=np.int64, count=len(per_image))
+        self.start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self.img = np.repeat(np.arange(len(per_image)), counts)
+        self.sources = sources
+        self.role = role
+        n = len(self.items)
+        npts = np.fromiter((len(it.points) for it in self.items), dtype=np.int64, count=n)
+        offs = np.concatenate([[0], np.cumsum(npts)]).astype(np.int64)
+        allp = np.concatenate([it.points for it in self.items]) if n and offs[-1] else np.zeros((0, 2))
+        nz = np.nonzero(npts > 0)[0]
+        finite = np.zeros(n, dtype=bool)
+        if len(nz):
+            bad = np.add.reduceat((~np.isfinite(allp).all(axis=1)).astype(np.int64), offs[nz])
+            finite[nz] = bad == 0
+        usable = finite & (npts >= 3)
+        self.empty = ~usable
+        self.allp, self.offs, self.npts = allp, offs, npts
+        self.filled = np.zeros(n)
+        self.ring = np.zeros(n)
+        self.bounds = np.zeros((n, 4))
+        self.qidx = np.full(n, -1, dtype=np.int64)
+        self.quads: Optional[PreparedQuads] = None
+        self.geoms = np.empty(n, dtype=object)
+        for i in np.nonzero(~usable)[0].tolist():
+            log.warn(f"{role}_polygons_empty",
+                     f"{self.where(i)}: {role} polygon with {npts[i]} point(s) or non-finite coordinates "
+                     f"{_text_repr(self.items[i].text)}: kept with an empty geometry (it can match nothing)")
+        if len(nz):
+            xs, ys = allp[:, 0], allp[:, 1]
+            with np.errstate(invalid="ignore"):
+                self.bounds[nz] = np.stack([np.minimum.reduceat(xs, offs[nz]), np.minimum.reduceat(ys, offs[nz]),
+                                            np.maximum.reduceat(xs, offs[nz]), np.maximum.reduceat(ys, offs[nz])], 1)
+        is_quad = usable & (npts == 4) & (rules == "icdar15")
+        qi = np.nonzero(is_quad)[0]
+        if len(qi):
+            q = allp[offs[qi][:, None] + np.arange(4)]
+            ccw = signed_areas(q) < 0  # not clockwise on the image: reordered by angle (the spotting kits' rule)
+            if ccw.any():
+                q[ccw] = _reorder_clockwise(q[ccw])
+                log.counts["quads_reordered"] += int(ccw.sum())
+            self.quads = PreparedQuads(q)
+            self.qidx[qi] = np.arange(len(qi))
+            self.filled[qi] = self.quads.areas
+            self.ring[qi] = self.quads.ring_areas
+            kinds = self.quads.kinds
+            for k in np.nonzero(kinds == BOWTIE)[0].tolist():
+                i = int(qi[k])
+                log.warn(f"{role}_polygons_repaired",
+                         f"{self.where(i)}: invalid {role} polygon {_text_repr(self.items[i].text)} (a "
+                         f"self-intersecting quadrilateral) read as its two lobes (area {self.filled[i]:.6g}; "
+                         f"the ICDAR 2015 rule measures its ring, area {self.ring[i]:.6g})")
+            for k in np.nonzero(kinds == DEGENERATE)[0].tolist():
+                i = int(qi[k])
+                self.empty[i] = True
+                log.warn(f"{role}_polygons_empty",
+                         f"{self.where(i)}: invalid {role} polygon {_text_repr(self.items[i].text)} (collinear or "
+                         "coinciding corners) has no area: kept with an empty geometry (it can match nothing)")
+        si = np.nonzero(usable & ~is_quad)[0]
+        if len(si):
+            self._shapely_geometries(si, allp, offs, npts, rules, log)
+        if rules == "icdar15":
+            differs = np.abs(self.ring - self.filled) > 1e-9 * np.maximum(self.ring, self.filled)
+            log.counts[f"{role}_ring_area_differs"] += int(np.count_nonzero(differs & ~self.empty))
+        else:
+            self.ring = self.filled
+
+    def where(self, i: int) -> str:
+        k = int(self.img[i])
+        it = self.items[i]
+        return f"{self.sources[k]}:{it.line}" if it.line else f"{self.sources[k]}, word #{i - int(self.start[k])}"
+
+    def _shapely_geometries(self, si, allp, offs, npts, rules, log):
+        role = self.role
+        seg, _, pos, _ = _ragged(offs, si)
+        try:
+            polys = shapely.polygons(shapely.linearrings(allp[pos], indices=seg))
+        except (shapely.errors.GEOSException, ValueError):  # e.g. a ring of 3 points whose first and last agree
+            polys = np.empty(len(si), dtype=object)
+            for k, i in enumerate(si.tolist()):
+                try:
+                    polys[k] = Polygon(self.items[i].points)
+                except (shapely.errors.GEOSException, ValueError):
+                    polys[k] = _EMPTY
+        polys = np.asarray(polys, dtype=object)
+        for k in np.nonzero(~shapely.is_valid(polys))[0].tolist():
+            i = int(si[k])
+            text = _text_repr(self.items[i].text)
+            reason = shapely.is_valid_reason(polys[k]) if not polys[k].is_empty else "empty"
+            fixed = _polygonal_part(shapely.make_valid(polys[k])) if not polys[k].is_empty else None
+            if fixed is None:
+                polys[k] = _EMPTY
+                self.empty[i] = True
+                log.warn(f"{role}_polygons_empty",
+                         f"{self.where(i)}: invalid {role} polygon {text} ({reason}) has no area: kept with an "
+                         "empty geometry (it can match nothing)")
+            else:
+                polys[k] = fixed
+                log.warn(f"{role}_polygons_repaired",
+                         f"{self.where(i)}: invalid {role} polygon {text} ({reason}) repaired with make_valid "
+                         f"({fixed.geom_type}, area {fixed.area:.6g})")
+        self.geoms[si] = polys
+        self.filled[si] = shapely.area(polys)
+        zero = si[self.filled[si] <= 0]
+        for i in zero.tolist():
+            if not self.empty[i]:
+                self.empty[i] = True
+                log.warn(f"{role}_polygons_empty",
+                         f"{self.where(i)}: {role} polygon {_text_repr(self.items[i].text)} has no area: kept with "
+                         "an empty geometry (it can match nothing)")
+        if rules == "icdar15":
+            self.ring[si] = _ring_areas(allp, offs, si)
+
+    def geometry(self, idx: np.ndarray) -> np.ndarray:
+        """Shapely geometries of words ``idx`` (quads on the numpy path get theirs on first use)."""
+        for i in idx[[g is None for g in self.geoms[idx]]].tolist():
+            q = self.quads.corners[self.qidx[i]]
+            self.geoms[i] = _polygonal_part(shapely.make_valid(Polygon(q))) or _EMPTY
+        return self.geoms[idx]
+
+
+def _near(value: np.ndarray, thr: float, ext2: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """Where a float ratio may lie on the wrong side of ``thr`` (see fasttcm.data.dota.geometry.iou_above)."""
+    d = np.where(den > 0, den, np.inf)
+    tol = 1e-10 * thr + 1e3 * np.finfo(np.float64).eps * ext2 / d
+    return np.abs(value - thr) <= tol
+
+
+def _pair_decisions(G: _Side, D: _Side, gt_dc: np.ndarray, gt_care: np.ndarray):
+    """Candidate pairs ``(ia, ib)`` (sorted by GT, then detection) with ``hit`` (IoU > 0.5) and ``inside``
+    (area(∩) / area(det) > 0.5), computed only where the bounding boxes allow either to be true."""
+    empty = np.zeros(0, dtype=np.int64)
+    gu, du = np.nonzero(~G.empty)[0], np.nonzero(~D.empty)[0]
+    if len(gu) == 0 or len(du) == 0:
+        return empty, empty, np.zeros(0, bool), np.zeros(0, bool)
+    ia, ib = overlap_pairs(G.bounds[gu], G.img[gu], D.bounds[du], D.img[du])
+    ia, ib = gu[ia], du[ib]
+    a, b = G.bounds[ia], D.bounds[ib]
+    lo, hi = np.maximum(a[:, :2], b[:, :2]), np.minimum(a[:, 2:], b[:, 2:])
+    m = np.prod(np.clip(hi - lo, 0, None), axis=1)
+    m = np.minimum(m, np.minimum(G.filled[ia], D.filled[ib]))  # an upper bound of the intersection's area
+    ug, ud = G.ring[ia], D.ring[ib]
+    slack = 1.0 + 1e-9
+    need = (gt_care[ia] & (3.0 * m * slack > ug + ud)) | (gt_dc[ia] & (ud > 0) & (2.0 * m * slack > ud))
+    ia, ib, ug, ud = ia[need], ib[need], ug[need], ud[need]
+    inter = np.zeros(len(ia))
+    qq = (G.qidx[ia] >= 0) & (D.qidx[ib] >= 0)
+    if qq.any():
+        inter[qq] = intersection_areas(G.quads, G.qidx[ia[qq]], D.quads, D.qidx[ib[qq]])
+    rest = ~qq
+    if rest.any():
+        inter[rest] = shapely.area(shapely.intersection(G.geometry(ia[rest]), D.geometry(ib[rest])))
+    union = ug + ud - inter
+    iou = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+    inside_ratio = np.where(ud > 0, inter / np.where(ud > 0, ud, 1.0), 0.0)
+    hit = iou > IOU_THRESHOLD
+    inside = inside_ratio > AREA_PRECISION_THRESHOLD
+    if qq.any():  # quads: decide pairs within rounding of a threshold in exact arithmetic
+        a, b = G.bounds[ia], D.bounds[ib]
+        ext = np.max(np.maximum(a[:, 2:], b[:, 2:]) - np.minimum(a[:, :2], b[:, :2]), axis=1)
+        ext2 = ext * ext
+        near = qq & (_near(iou, IOU_THRESHOLD, ext2, np.maximum(ug, ud))
+                     | _near(inside_ratio, AREA_PRECISION_THRESHOLD, ext2, ud))
+        half = Fraction(1, 2)
+        for k in np.nonzero(near)[0].tolist():
+            inter_x, _, _, ring_g, ring_d = exact_pair_areas(G.quads.corners[G.qidx[ia[k]]],
+                                                             D.quads.corners[D.qidx[ib[k]]])
+            u = ring_g + ring_d - inter_x
+            hit[k] = bool(u > 0 and inter_x / u > half)
+            inside[k] = bool(ring_d > 0 and inter_x / ring_d > half)
+    return ia, ib, hit, inside
+
+
+def _greedy(ia, ib, hit, gt_dc, det_dc, n_gt: int, n_det: int) -> Tuple[np.ndarray, np.ndarray]:
+    """For each GT in order, the first free, care detection (in order) with IoU > 0.5: matched (gt, det)."""
+    sel = hit & ~gt_dc[ia] & ~det_dc[ib]
+    g_used = bytearray(n_gt)
+    d_used = bytearray(n_det)
+    pg, pd = [], []
+    for g, d in zip(ia[sel].tolist(), ib[sel].tolist()):
+        if g_used[g] or d_used[d]:
+            continue
+        g_used[g] = d_used[d] = 1
+        pg.append(g)
+        pd.append(d)
+    return np.asarray(pg, dtype=np.int64), np.asarray(pd, dtype=np.int64)
 
 
 # ---------------------------------------------------------------------------------------- transcriptions --
 def dictionary_word(text: str) -> Optional[str]:
-    """The word-spotting dictionary rule (``PROTOCOLS.md`` §1): the cleaned word when ``text`` passes, else None.
+    """The word-spotting dictionary rule (``docs/PROTOCOLS.md`` §1): the cleaned word when ``text`` passes, else None.
 
     On a working copy: drop a final ``'s``/``'S``; strip ``-`` at both ends; replace each of
     ``' ! ? . : , * " ( ) · [ ] /`` by a space and strip spaces at both ends. It passes when it then has no
@@ -538,16 +796,9 @@ def dictionary_word(text: str) -> Optional[str]:
     w = text
     if w.endswith("'s") or w.endswith("'S"):
         w = w[:-2]
-    w = w.strip("-")
-    for ch in _DICT_SPACE_CHARACTERS:
-        w = w.replace(ch, " ")
-    w = w.strip(" ")
-    if " " in w or len(w) < 3 or any(ch in _DICT_FORBIDDEN for ch in w):
+    w = w.strip("-").translate(_DICT_TO_SPACE).strip(" ")
+    if len(w) < 3 or _DICT_WORD.fullmatch(w) is None:  # (no space, none of × ÷ ·: not in the class)
         return None
-    for ch in w:
-        o = ord(ch)
-        if ch != "-" and not any(lo <= o <= hi for lo, hi in _DICT_RANGES):
-            return None
     return w
 
 
@@ -563,88 +814,6 @@ def transcription_match(gt: str, det: str, word_spotting: bool = False) -> bool:
         return False
     first, last = g[0] in SPECIAL_CHARACTERS, g[-1] in SPECIAL_CHARACTERS
     return (first and g[1:] == d) or (last and g[:-1] == d) or (first and last and g[1:-1] == d)
-
-
-# ------------------------------------------------------------------------------------------- matching --
-def _dont_care_dets(inter_gd: np.ndarray, det_area: np.ndarray, gt_dc: np.ndarray) -> np.ndarray:
-    """Detections lying more than 0.5 (area precision, strictly) inside some don't-care GT region."""
-    out = np.zeros(len(det_area), dtype=bool)
-    if not gt_dc.any() or len(det_area) == 0:
-        return out
-    pos = det_area > 0
-    ap = inter_gd[gt_dc][:, pos] / det_area[pos][None, :]
-    out[pos] = (ap > AREA_PRECISION_THRESHOLD).any(axis=0)
-    return out
-
-
-def _greedy_match(iou: np.ndarray, gt_dc: np.ndarray, det_dc: np.ndarray) -> List[Tuple[int, int]]:
-    """For each GT in order, the first free, care detection (in order) with IoU > 0.5."""
-    free = ~det_dc.copy()
-    pairs = []
-    for g in range(iou.shape[0]):
-        if gt_dc[g]:
-            continue
-        cand = np.flatnonzero(free & (iou[g] > IOU_THRESHOLD))
-        if cand.size:
-            d = int(cand[0])
-            free[d] = False
-            pairs.append((g, d))
-    return pairs
-
-
-def _image_numbers(care_gt: int, care_det: int, matched: int) -> dict:
-    if care_gt == 0:
-        recall, precision = 1.0, (0.0 if care_det > 0 else 1.0)
-    else:
-        recall = matched / care_gt
-        precision = matched / care_det if care_det > 0 else 0.0
-    return {
-        "precision": precision,
-        "recall": recall,
-        "hmean": _hmean(precision, recall),
-        "care_gt": care_gt,
-        "care_det": care_det,
-        "matched": matched,
-    }
-
-
-def _hmean(p: float, r: float) -> float:
-    return 2 * p * r / (p + r) if p + r > 0 else 0.0
-
-
-def _evaluate_image(gt: List[TextItem], det: List[TextItem], rules: str, word_spotting: bool, src_gt: str,
-                    src_det: str, log: _Log) -> dict:
-    gt_geo, gt_area = _geometries(gt, rules, "gt", src_gt, log)
-    det_geo, det_area = _geometries(det, rules, "det", src_det, log)
-    inter = _intersection_areas(gt_geo, det_geo)
-    union = gt_area[:, None] + det_area[None, :] - inter
-    iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-    dc = np.array([g.text == DONT_CARE for g in gt], dtype=bool)
-    if word_spotting:
-        cmp_text, e2e_dc = [], dc.copy()
-        for i, g in enumerate(gt):
-            w = None if dc[i] else dictionary_word(g.text)
-            e2e_dc[i] = w is None
-            cmp_text.append(w if w is not None else g.text)
-    else:
-        cmp_text, e2e_dc = [g.text for g in gt], dc
-    det_dc = _dont_care_dets(inter, det_area, dc)
-    pairs = _greedy_match(iou, dc, det_dc)
-    if word_spotting and not np.array_equal(e2e_dc, dc):
-        det_dc_e2e = _dont_care_dets(inter, det_area, e2e_dc)
-        pairs_e2e = _greedy_match(iou, e2e_dc, det_dc_e2e)
-    else:
-        det_dc_e2e, pairs_e2e = det_dc, pairs
-    correct = [int(transcription_match(cmp_text[g], det[d].text, word_spotting)) for g, d in pairs_e2e]
-    return {
-        "det_only": _image_numbers(int((~dc).sum()), int((~det_dc).sum()), len(pairs)),
-        "e2e": _image_numbers(int((~e2e_dc).sum()), int((~det_dc_e2e).sum()), int(sum(correct))),
-        "num_gt": len(gt),
-        "num_det": len(det),
-        "det_only_pairs": [[g, d] for g, d in pairs],
-        "e2e_pairs": [[g, d, c] for (g, d), c in zip(pairs_e2e, correct)],
-    }
 
 
 # ---------------------------------------------------------------------------------------------- inputs --
@@ -700,6 +869,26 @@ def _natural(key: str):
 
 
 # ---------------------------------------------------------------------------------------------- evaluate --
+def _image_numbers(care_gt: int, care_det: int, matched: int) -> dict:
+    if care_gt == 0:
+        recall, precision = 1.0, (0.0 if care_det > 0 else 1.0)
+    else:
+        recall = matched / care_gt
+        precision = matched / care_det if care_det > 0 else 0.0
+    return {
+        "precision": precision,
+        "recall": recall,
+        "hmean": _hmean(precision, recall),
+        "care_gt": care_gt,
+        "care_det": care_det,
+        "matched": matched,
+    }
+
+
+def _hmean(p: float, r: float) -> float:
+    return 2 * p * r / (p + r) if p + r > 0 else 0.0
+
+
 def evaluate(gt, det, protocol: str = "icdar15", word_spotting: bool = False) -> dict:
     """Evaluate detections (and their transcriptions) against ground truth (rules in the module docstring).
 
@@ -734,34 +923,98 @@ def evaluate(gt, det, protocol: str = "icdar15", word_spotting: bool = False) ->
         log.warn(None, f"{d.sources[key]}: detections for image {key!r}, which has no ground truth: ignored")
     if not g.items:
         log.warn(None, f"no ground-truth images in {g.description}")
+    keys = sorted(g.items, key=_natural)
+    G = _Side([g.items[k] for k in keys], [g.sources[k] for k in keys], rules, "gt", log)
+    D = _Side([d.items.get(k, []) for k in keys], [d.sources.get(k, f"det image {k!r}") for k in keys], rules,
+              "det", log)
+    n_img, n_gt, n_det = len(keys), len(G.items), len(D.items)
+
+    # don't care: '###' (both tasks); in word-spotting mode also, for end to end, GT words failing the dictionary
+    dc = np.fromiter((it.text == DONT_CARE for it in G.items), dtype=bool, count=n_gt)
+    cmp_text = [it.text for it in G.items]
+    e2e_dc = dc
+    if word_spotting:
+        e2e_dc = dc.copy()
+        for i, it in enumerate(G.items):
+            w = None if dc[i] else dictionary_word(it.text)
+            e2e_dc[i] = w is None
+            if w is not None:
+                cmp_text[i] = w
+    ia, ib, hit, inside = _pair_decisions(G, D, dc | e2e_dc, ~dc | ~e2e_dc)
+
+    def dont_care_dets(gdc):
+        out = np.zeros(n_det, dtype=bool)
+        out[ib[inside & gdc[ia]]] = True
+        return out
+
+    det_dc = dont_care_dets(dc)
+    pg, pd = _greedy(ia, ib, hit, dc, det_dc, n_gt, n_det)
+    if e2e_dc is dc:
+        det_dc_e2e, eg, ed = det_dc, pg, pd
+    else:
+        det_dc_e2e = dont_care_dets(e2e_dc)
+        eg, ed = _greedy(ia, ib, hit, e2e_dc, det_dc_e2e, n_gt, n_det)
+    correct = np.fromiter((transcription_match(cmp_text[a], D.items[b].text, word_spotting)
+                           for a, b in zip(eg.tolist(), ed.tolist())), dtype=bool, count=len(eg))
+
+    def per_image(mask_gt, mask_det, pairs_gt, weights=None):
+        return (np.bincount(G.img[mask_gt], minlength=n_img), np.bincount(D.img[mask_det], minlength=n_img),
+                np.bincount(G.img[pairs_gt], weights=weights, minlength=n_img).astype(np.int64))
+
+    tasks = {"det_only": per_image(~dc, ~det_dc, pg), "e2e": per_image(~e2e_dc, ~det_dc_e2e, eg, correct)}
+    cut_do = np.searchsorted(pg, G.start)  # pairs are sorted by GT, hence by image
+    cut_e2e = np.searchsorted(eg, G.start)
     per_sample = {}
-    tot = {"det_only": np.zeros(3, dtype=np.int64), "e2e": np.zeros(3, dtype=np.int64)}
-    for key in sorted(g.items, key=_natural):
-        res = _evaluate_image(
-            g.items[key], d.items.get(key, []), rules, word_spotting, g.sources[key],
-            d.sources.get(key, f"det image {key!r}"), log,
-        )
+    for k, key in enumerate(keys):
+        g0, d0 = int(G.start[k]), int(D.start[k])
+        res = {t: _image_numbers(int(c[0][k]), int(c[1][k]), int(c[2][k])) for t, c in tasks.items()}
+        res["num_gt"] = int(G.start[k + 1]) - g0
+        res["num_det"] = int(D.start[k + 1]) - d0
+        s, e = cut_do[k], cut_do[k + 1]
+        res["det_only_pairs"] = [[a - g0, b - d0] for a, b in zip(pg[s:e].tolist(), pd[s:e].tolist())]
+        s, e = cut_e2e[k], cut_e2e[k + 1]
+        res["e2e_pairs"] = [[a - g0, b - d0, int(c)]
+                            for a, b, c in zip(eg[s:e].tolist(), ed[s:e].tolist(), correct[s:e].tolist())]
         per_sample[key] = res
-        for task in tot:
-            r = res[task]
-            tot[task] += (r["care_gt"], r["care_det"], r["matched"])
-    out = {"protocol": protocol, "word_spotting": bool(word_spotting), "num_images": len(per_sample)}
-    for task, (care_gt, care_det, matched) in tot.items():
+    out = {"protocol": protocol, "word_spotting": bool(word_spotting), "num_images": n_img}
+    for task, (care_gt, care_det, matched) in tasks.items():
+        care_gt, care_det, matched = int(care_gt.sum()), int(care_det.sum()), int(matched.sum())
         recall = matched / care_gt if care_gt else 0.0
         precision = matched / care_det if care_det else 0.0
         out[task] = {
             "precision": precision,
             "recall": recall,
             "hmean": _hmean(precision, recall),
-            "care_gt": int(care_gt),
-            "care_det": int(care_det),
-            "matched": int(matched),
+            "care_gt": care_gt,
+            "care_det": care_det,
+            "matched": matched,
         }
-    out["num_images_without_detections"] = sum(1 for k in g.items if not d.items.get(k))
+    out["num_images_without_detections"] = int(np.count_nonzero(np.diff(D.start) == 0))
     out["per_sample"] = per_sample
     out["warnings"] = log.report()
     out["sources"] = {"gt": g.description, "det": d.description}
     return out
+
+
+def warning_lines(result: dict) -> List[str]:
+    """The warnings of an :func:`evaluate` result as lines for a summary (empty when there is nothing to say)."""
+    w = result.get("warnings", {})
+    lines = []
+    counts = [f"{k}={w[k]}" for k in ("gt_polygons_repaired", "gt_polygons_empty", "det_polygons_repaired",
+                                       "det_polygons_empty") if w.get(k)]
+    if w.get("unknown_det_images"):
+        counts.append(f"detections for {len(w['unknown_det_images'])} unknown image(s) ignored")
+    if w.get("ignored_files"):
+        counts.append(f"{len(w['ignored_files'])} file(s) not in the layout ignored")
+    if counts:
+        lines.append("warnings: " + ", ".join(counts))
+    rg, rd = w.get("gt_ring_area_differs", 0), w.get("det_ring_area_differs", 0)
+    if rg or rd:
+        lines.append(
+            f"warning: {rg} ground-truth and {rd} detection polygon(s) cross themselves; the ICDAR 2015 rule takes "
+            "their area from the ring as written (smaller than the region they cover), which can inflate IoU and "
+            "keep a detection from being don't care (gt_ring_area_differs / det_ring_area_differs)")
+    return lines
 
 
 def format_table(result: dict) -> str:
@@ -789,14 +1042,9 @@ def format_table(result: dict) -> str:
         return "| " + " | ".join(cells) + " |"
 
     lines += [fmt(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [fmt(r) for r in rows]
+    warn = warning_lines(result)
+    lines += ["  " + x for x in warn] if warn else ["  warnings: none"]
     w = result.get("warnings", {})
-    counts = [f"{k}={w[k]}" for k in ("gt_polygons_repaired", "gt_polygons_empty", "det_polygons_repaired",
-                                       "det_polygons_empty") if w.get(k)]
-    if w.get("unknown_det_images"):
-        counts.append(f"detections for {len(w['unknown_det_images'])} unknown image(s) ignored")
-    if w.get("ignored_files"):
-        counts.append(f"{len(w['ignored_files'])} file(s) not in the layout ignored")
-    lines.append("  warnings: " + (", ".join(counts) if counts else "none"))
     if w.get("quads_reordered"):
         lines.append(f"  {w['quads_reordered']} non-clockwise quadrilateral(s) reordered clockwise")
     return "\n".join(lines)
@@ -948,10 +1196,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "JSON (--json): {protocol, word_spotting, num_images, num_images_without_detections,\n"
             "  det_only: {precision, recall, hmean, care_gt, care_det, matched}, e2e: {same},\n"
             "  per_sample: {id: {det_only, e2e, num_gt, num_det, det_only_pairs, e2e_pairs}},\n"
-            "  warnings: {gt/det_polygons_repaired/empty, quads_reordered, unknown_det_images,\n"
-            "  ignored_files, messages}, sources}; rates are fractions in [0, 1].\n"
-            "Invalid polygons are repaired (shapely make_valid) and counted; detections for images without\n"
-            "ground truth are ignored and listed. Malformed lines stop with file:line (exit status 2)."
+            "  warnings: {gt/det_polygons_repaired/empty, gt/det_ring_area_differs, quads_reordered,\n"
+            "  unknown_det_images, ignored_files, messages}, sources}; rates are fractions in [0, 1].\n"
+            "icdar15 measures each word by its ring as written (the official rule); self-intersecting\n"
+            "quadrilaterals, whose ring area is smaller than their shape, are counted and warned about.\n"
+            "Polygons: invalid ones are repaired (shapely make_valid) and counted. Detections for images\n"
+            "without ground truth are ignored and listed. Malformed lines stop with file:line (exit status 2).\n"
+            "Rules and where fasttcm defines what the official scripts leave undefined: docs/PROTOCOLS.md."
         ),
     )
     parser.add_argument("--protocol", required=True, choices=PROTOCOLS, help="evaluation protocol")
@@ -965,15 +1216,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     try:
         result = evaluate(args.gt, args.det, args.protocol, args.word_spotting)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, OSError) as e:  # bad files or paths: one line that names them
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(format_table(result))
     if args.json:
-        d = os.path.dirname(os.path.abspath(args.json))
-        os.makedirs(d, exist_ok=True)
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=1, ensure_ascii=False, default=_json_default)
+        try:
+            d = os.path.dirname(os.path.abspath(args.json))
+            os.makedirs(d, exist_ok=True)
+            with open(args.json, "w", encoding="utf-8") as f:
+                json.dump(result, f, indent=1, ensure_ascii=False, default=_json_default)
+        except OSError as e:
+            print(f"error: cannot write {args.json}: {e}", file=sys.stderr)
+            return 2
         print(f"  result written to {args.json}")
     return 0
 

@@ -56,6 +56,7 @@ import numpy as np
 import shapely
 from shapely.geometry import Polygon
 
+from fasttcm import _detectron2  # noqa: F401,I001  (first: supplies detectron2._C before detectron2 loads)
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm

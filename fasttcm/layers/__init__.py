@@ -7,9 +7,14 @@ Public API (rotated boxes are ``(cx, cy, w, h, angle_degrees)``, angle counter-c
 * :func:`nms_rotated` / :func:`batched_nms_rotated` -> int64 kept indices by decreasing score
 * :func:`roi_align_rotated` / :class:`ROIAlignRotated` -> Tensor[R, C, ph, pw], differentiable
 
-``fasttcm.layers._C`` stands in for ``detectron2._C`` when detectron2 is installed without compiled ops.
+``fasttcm.layers._C`` stands in for ``detectron2._C`` when detectron2 is installed without compiled ops: importing
+this package installs it (:func:`fasttcm.layers._C.install_as_detectron2_C`), so import it before
+``detectron2.layers`` (fasttcm's own modules do, through ``fasttcm._detectron2``).
 """
 from . import _C  # noqa: F401  (first: it may already be loaded as detectron2._C's implementation)
-from .rotated import ROIAlignRotated, batched_nms_rotated, box_iou_rotated, nms_rotated, roi_align_rotated
+
+_C.install_as_detectron2_C()
+
+from .rotated import ROIAlignRotated, batched_nms_rotated, box_iou_rotated, nms_rotated, roi_align_rotated  # noqa: E402
 
 __all__ = ["box_iou_rotated", "nms_rotated", "batched_nms_rotated", "roi_align_rotated", "ROIAlignRotated"]

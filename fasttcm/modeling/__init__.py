@@ -3,6 +3,7 @@
 Importing this package registers the backbones ``build_fasttcm_backbone`` and ``build_fasttcm_fpn_backbone`` (and
 the meta-architectures below) in Detectron2's registries.
 """
+from fasttcm import _detectron2  # noqa: F401,I001  (first: supplies detectron2._C before detectron2 loads)
 from . import clip, losses, prompting  # noqa: F401
 from .backbone import (  # noqa: F401
     FastTCMBackbone,

@@ -58,11 +58,12 @@ def main(argv=None):
     if not args.input and not args.video_input:
         raise SystemExit("give --input or --video-input")
 
+    from fasttcm.engine import load_config  # first: registers everything, supplies detectron2._C
+
     from detectron2.data import MetadataCatalog
     from detectron2.data.detection_utils import read_image
     from detectron2.utils.logger import setup_logger
 
-    from fasttcm.engine import load_config
     from fasttcm.predictor import FastTCMPredictor
     from fasttcm.utils.visualizer import FastTCMVisualizer, heatmap_overlay, instances_to_json
 

@@ -10,6 +10,7 @@ from typing import Dict, List, Optional
 import cv2
 import numpy as np
 import torch
+from fasttcm import _detectron2  # noqa: F401,I001  (first: supplies detectron2._C before detectron2 loads)
 from detectron2.structures import RotatedBoxes
 from detectron2.utils.visualizer import Visualizer
 

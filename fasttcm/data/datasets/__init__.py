@@ -1,4 +1,5 @@
 """Dataset loaders and registrations. Importing this package registers the built-in text datasets (lazily)."""
+from fasttcm import _detectron2  # noqa: F401,I001  (first: supplies detectron2._C before detectron2 loads)
 from . import builtin, ctw1500, icdar2015, synthetic_text, text, totaltext  # noqa: F401
 from .builtin import TEXT_SPLITS, datasets_root, register_all_text
 from .synthetic_text import (

@@ -1,29 +1,51 @@
 """DOTA tooling: label/Task1 file formats (:mod:`.labels`), quad geometry and polygon NMS (:mod:`.geometry`),
 splitting images into patches (:mod:`.split`) and merging patch detections back (:mod:`.merge`).
 
-Nothing here imports Detectron2; the dataset registration lives in :mod:`fasttcm.data.datasets.dota` and the
-evaluation in :mod:`fasttcm.evaluation.dota_eval`.
+Nothing here imports Detectron2 or torch; the dataset registration lives in :mod:`fasttcm.data.datasets.dota` and
+the evaluation in :mod:`fasttcm.evaluation.dota_eval`. The names below load their module on first access
+(PEP 562), so the evaluator imports only what it uses.
 """
-from .geometry import poly_nms, quad_iou_pairs, quads_to_rboxes, rboxes_to_quads  # noqa: F401
-from .labels import (  # noqa: F401
-    DOTA_V1_CLASSES,
-    DOTA_V15_CLASSES,
-    LabelFile,
-    Task1Detections,
-    dota_classes,
-    parse_label_file,
-    read_task1_dir,
-    read_task1_file,
-    write_task1_dir,
-)
-from .merge import merge_detections, merge_task1, merge_task1_dir, patch_to_image  # noqa: F401
-from .split import (  # noqa: F401
-    SplitConfig,
-    SplitStats,
-    parse_patch_name,
-    patch_name,
-    patch_origins,
-    patch_starts,
-    split_dataset,
-    split_image,
-)
+import importlib
+
+_LAZY = {
+    "poly_nms": "geometry",
+    "quad_iou_pairs": "geometry",
+    "quads_to_rboxes": "geometry",
+    "rboxes_to_quads": "geometry",
+    "DOTA_V1_CLASSES": "labels",
+    "DOTA_V15_CLASSES": "labels",
+    "LabelFile": "labels",
+    "Task1Detections": "labels",
+    "dota_classes": "labels",
+    "parse_label_file": "labels",
+    "read_task1_dir": "labels",
+    "read_task1_file": "labels",
+    "write_task1_dir": "labels",
+    "merge_detections": "merge",
+    "merge_task1": "merge",
+    "merge_task1_dir": "merge",
+    "patch_to_image": "merge",
+    "SplitConfig": "split",
+    "SplitStats": "split",
+    "parse_patch_name": "split",
+    "patch_name": "split",
+    "patch_origins": "split",
+    "patch_starts": "split",
+    "split_dataset": "split",
+    "split_image": "split",
+}
+_SUBMODULES = ("geometry", "labels", "merge", "split")
+
+__all__ = sorted(_LAZY) + list(_SUBMODULES)
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

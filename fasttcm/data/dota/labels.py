@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+import string
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -44,6 +45,7 @@ __all__ = [
     "format_task1_text",
     "read_task1_file",
     "read_task1_dir",
+    "task1_template",
     "write_task1_dir",
 ]
 
@@ -316,28 +318,65 @@ def format_task1_text(d: Task1Detections) -> str:
     )
 
 
-def read_task1_dir(path_or_template: str, classes: Optional[Sequence[str]] = None) -> Dict[str, Task1Detections]:
-    """Detections per class from a folder of ``Task1_<class>.txt`` files or a template with ``{}`` for the class
-    (``DIR/Task1_{}.txt``).
+def task1_template(path_or_template: str) -> str:
+    """The ``str.format`` template of the ``Task1_<class>.txt`` files that ``path_or_template`` names: a folder
+    ``DIR`` (-> ``DIR/Task1_{}.txt``) or a template with one replacement field for the class, ``{}`` or the
+    devkit's ``{:s}`` (``{0}`` and ``{0:s}`` too). Anything else raises ``ValueError`` (a template with other
+    fields) or ``FileNotFoundError`` (no such folder), naming the path."""
+    path = os.fspath(path_or_template)
+    try:
+        fields = [f for f in string.Formatter().parse(path) if f[1] is not None]
+    except ValueError as e:  # an unmatched brace
+        raise ValueError(f"{path}: not a template of Task1 files ({e})") from None
+    if not fields:
+        if os.path.isdir(path):
+            return os.path.join(path, "Task1_{}.txt")
+        if os.path.exists(path):
+            raise ValueError(f"{path} is a file: give the folder of the Task1_<class>.txt files or a template with "
+                             "{} or {:s} for the class")
+        raise FileNotFoundError(f"{path}: no such folder (give the folder of the Task1_<class>.txt files or a "
+                                "template with {} or {:s} for the class)")
+    bad = [f for f in fields if f[1] not in ("", "0") or f[2] not in ("", "s") or f[3] is not None]
+    if len(fields) != 1 or bad:
+        raise ValueError(f"{path}: a Task1 template needs exactly one field for the class name, {{}} or {{:s}}")
+    folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{path}: its folder {folder} does not exist")
+    return path
 
-    With ``classes``: one entry per class, empty when its file is missing. Without: every file matching the
-    template in its folder (the class is what ``{}`` matched).
+
+def read_task1_dir(path_or_template: str, classes: Optional[Sequence[str]] = None) -> Dict[str, Task1Detections]:
+    """Detections per class from a folder of ``Task1_<class>.txt`` files or a template for them (``DIR/Task1_{}.txt``
+    or the devkit's ``DIR/Task1_{:s}.txt``; see :func:`task1_template`).
+
+    With ``classes``: one entry per class, empty when its file is missing; when none of the files exists,
+    ``FileNotFoundError`` names the template. Without: every file matching the template in its folder (the class
+    is what the field matched).
     """
-    template = path_or_template
-    if "{}" not in template:
-        template = os.path.join(template, "Task1_{}.txt")
+    template = task1_template(path_or_template)
     out: Dict[str, Task1Detections] = {}
     if classes is None:
         folder, base = os.path.split(template)
-        pre, post = base.split("{}", 1)
+        pre, post = base.format(_FIELD_MARK).split(_FIELD_MARK, 1)  # the text around the field, braces unescaped
         for fn in sorted(os.listdir(folder or ".")):
             if fn.startswith(pre) and fn.endswith(post) and len(fn) > len(pre) + len(post):
                 out[fn[len(pre) : len(fn) - len(post)]] = read_task1_file(os.path.join(folder, fn))
         return out
+    found = 0
     for c in classes:
         p = template.format(c)
-        out[c] = read_task1_file(p) if os.path.isfile(p) else Task1Detections.empty()
+        if os.path.isfile(p):
+            out[c] = read_task1_file(p)
+            found += 1
+        else:
+            out[c] = Task1Detections.empty()
+    if classes and not found:
+        raise FileNotFoundError(f"{path_or_template}: none of the {len(classes)} Task1 files exists (e.g. "
+                                f"{template.format(classes[0])})")
     return out
+
+
+_FIELD_MARK = "\x00class\x00"  # stands for the class while splitting a template (no file name has it)
 
 
 def write_task1_dir(

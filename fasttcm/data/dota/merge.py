@@ -1,12 +1,14 @@
-"""Merging patch-level DOTA detections back onto the original images (``shared/PROTOCOLS.md`` §4).
+"""Merging patch-level DOTA detections back onto the original images (``docs/PROTOCOLS.md`` §4).
 
 A detection on patch ``<image>__<rate>__<left>___<up>`` with corners ``p`` (patch pixels) lies at
 ``(p + (left, up)) / rate`` in the original image: the offsets are pixels of the image rescaled by ``rate`` (where
 the patch was cut), so they are added before dividing by the rate (equivalently: divide by the rate, then add
 the offsets divided by the rate). Then, independently for each original image and class, greedy polygon NMS
 (:func:`fasttcm.data.dota.geometry.poly_nms`) keeps a detection unless a better-scored kept one of the same image
-and class overlaps it with polygon IoU strictly above ``nms_thr`` (0.1 by default, as the devkit's fast merger;
-its older merger used 0.3). Equal scores keep their input order (stable sort). Scores are unchanged.
+and class overlaps it with polygon IoU strictly above ``nms_thr`` (decided exactly,
+:func:`fasttcm.data.dota.geometry.iou_above`). The threshold picks which DOTA_devkit merger is reproduced:
+``0.1`` (the default) is its multi-process merger ``ResultMerge_multi_process.py``, ``0.3`` its single-process
+``ResultMerge.py``. Equal scores keep their input order (stable sort). Scores are unchanged.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Splitting DOTA images (and their labels) into fixed-size patches, as in ``shared/PROTOCOLS.md`` §4.
+"""Splitting DOTA images (and their labels) into fixed-size patches, as in ``docs/PROTOCOLS.md`` §4.
 
 **Patches.** For each ``rate`` the image is first rescaled by ``rate`` (bicubic, ``cv2.INTER_CUBIC``; new size
 ``round(W * rate) x round(H * rate)``; nothing is done for ``rate == 1``). Patch origins along each axis are
