@@ -4,9 +4,10 @@ import pytest
 import torch
 from shapely.geometry import Polygon
 
-from fasttcm.data.db_targets import fill_polygon
-from fasttcm.data.polygons import signed_area
-from fasttcm.modeling.db_postprocess import DBPostProcessor, PolygonList, order_quad_clockwise
+from fasttcm.structures.raster import fill_polygon
+from fasttcm.structures.polygons import signed_area
+from fasttcm.modeling.db_postprocess import DBPostProcessor
+from fasttcm.structures.polygons import PolygonList, order_quad_clockwise
 
 RECT = np.array([[20, 20], [100, 20], [100, 40], [20, 40]], float)
 

@@ -3,13 +3,9 @@ import numpy as np
 import pytest
 from shapely.geometry import Polygon
 
-from fasttcm.data.db_targets import (
-    fill_polygon,
-    make_db_targets,
-    offset_polygon,
-    polygon_border_distance,
-    shrink_distance,
-)
+from fasttcm.data.db_targets import make_db_targets
+from fasttcm.structures.polygons import offset_polygon, shrink_distance
+from fasttcm.structures.raster import fill_polygon, polygon_border_distance
 
 
 def rect(x0, y0, x1, y1):

@@ -22,7 +22,7 @@ def _text_outputs(d, rng):
     """Predictions for one synthetic text image: jittered GT polygons (some with corrupted text) + a false one."""
     from detectron2.structures import Instances
 
-    from fasttcm.modeling.db_postprocess import PolygonList
+    from fasttcm.structures.polygons import PolygonList
 
     polys, scores, texts = [], [], []
     for a in d["annotations"]:

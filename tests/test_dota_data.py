@@ -19,7 +19,7 @@ from fasttcm.data.datasets.synthetic_aerial import (
     register_synthetic_aerial,
     render_synthetic_aerial_image,
 )
-from fasttcm.data.dota.geometry import quad_iou_pairs, rboxes_to_quads
+from fasttcm.structures.quads import quad_iou_pairs, rboxes_to_quads
 from fasttcm.data.dota.labels import (
     DOTA_V1_CLASSES,
     DOTA_V15_CLASSES,

@@ -12,7 +12,7 @@ from detectron2.data import MetadataCatalog
 from detectron2.structures import Instances, RotatedBoxes
 
 from fasttcm.data.datasets.dota import register_dota
-from fasttcm.data.dota.geometry import quads_to_rboxes, rboxes_to_quads
+from fasttcm.structures.quads import quads_to_rboxes, rboxes_to_quads
 from fasttcm.data.dota.labels import (
     DOTA_V1_CLASSES,
     Task1Detections,

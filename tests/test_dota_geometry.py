@@ -5,7 +5,7 @@ import shapely
 import torch
 from detectron2.structures import RotatedBoxes
 
-from fasttcm.data.dota.geometry import (
+from fasttcm.structures.quads import (
     is_convex,
     overlap_pairs,
     poly_nms,

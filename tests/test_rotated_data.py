@@ -8,7 +8,7 @@ from detectron2.structures import BoxMode, RotatedBoxes
 
 from fasttcm.data.rotated_mapper import RotatedDatasetMapper
 from fasttcm.data.rotated_transforms import RandomRot90, RandomVFlip, Rot90Transform, RotatedVFlipTransform
-from fasttcm.data.dota.geometry import rboxes_to_quads as rotated_boxes_to_corners
+from fasttcm.structures.quads import rboxes_to_quads as rotated_boxes_to_corners
 
 
 def _mask_of_boxes(boxes, hw):

@@ -14,7 +14,7 @@ from fasttcm.data.datasets.synthetic_text import (
     register_synthetic_text,
     render_synthetic_text_image,
 )
-from fasttcm.data.polygons import is_clockwise
+from fasttcm.structures.polygons import is_clockwise
 
 CFG = SyntheticTextConfig(num_images=6, height=160, width=224, min_words=3, max_words=5, curved_ratio=0.5,
                           rotated_ratio=0.5, dont_care_ratio=0.15, min_font_size=12, max_font_size=28, seed=7)

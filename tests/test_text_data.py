@@ -56,7 +56,7 @@ def test_icdar2015_real_sample(shared_data, caplog):
     assert [a["text"] for a in img1 if not a["iscrowd"]] == ["Genaxis Theatre", "[06]", "62-03", "Carpark"]
     assert by_id["img_5"]["annotations"] and all(a["iscrowd"] == 1 for a in by_id["img_5"]["annotations"])
     # quads are clockwise in image coordinates
-    from fasttcm.data.polygons import is_clockwise
+    from fasttcm.structures.polygons import is_clockwise
 
     assert all(is_clockwise(np.reshape(a["segmentation"][0], (-1, 2))) for a in annos)
 

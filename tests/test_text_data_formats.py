@@ -8,7 +8,7 @@ from PIL import Image
 from shapely.geometry import Polygon
 
 from fasttcm.data.datasets.text import LoadStats, image_size, load_gt_file, load_text_dataset
-from fasttcm.data.polygons import bbox_xywh, is_clockwise, repair_polygon, signed_area
+from fasttcm.structures.polygons import bbox_xywh, is_clockwise, repair_polygon, signed_area
 
 
 def _image(path, w=64, h=48):

@@ -10,7 +10,7 @@ from PIL import Image
 
 import fasttcm.modeling  # noqa: F401  (registers fasttcm's backbones and meta-architectures)
 from fasttcm.config import add_fasttcm_config
-from fasttcm.data.db_targets import fill_polygon
+from fasttcm.structures.raster import fill_polygon
 from fasttcm.data.text_mapper import TextDatasetMapper
 from fasttcm.modeling.text_detector import TextDetector, pad_db_targets, score_map_targets
 

@@ -9,6 +9,7 @@ import pytest
 from shapely.geometry import Polygon
 
 from fasttcm.evaluation import text_eval as te
+from fasttcm.structures.polygons import signed_area
 from fasttcm.evaluation.text_eval import (
     TextItem,
     dictionary_word,
@@ -266,7 +267,7 @@ def test_non_clockwise_quads_are_reordered():
     a, b, c, d = [0, 0], [10, 0], [12, 10], [0, 10]  # clockwise on the image
     assert order_quad_clockwise([a, b, c, d]).tolist() == [a, b, c, d]
     ccw = order_quad_clockwise([a, d, c, b])
-    assert te._signed_area(ccw) == pytest.approx(110) and sorted(ccw.tolist()) == sorted([a, b, c, d])
+    assert signed_area(ccw) == pytest.approx(110) and sorted(ccw.tolist()) == sorted([a, b, c, d])
     # "a, b, d, c" crosses itself and is not clockwise: reordered into the trapezoid, which then matches exactly
     gt = {1: [([a, b, c, d], "x")]}
     res = evaluate(gt, {1: [([a, b, d, c], "x")]})

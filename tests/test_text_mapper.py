@@ -7,7 +7,7 @@ from detectron2.structures import BoxMode, PolygonMasks
 from PIL import Image
 
 from fasttcm.config import add_fasttcm_config
-from fasttcm.data.db_targets import fill_polygon
+from fasttcm.structures.raster import fill_polygon
 from fasttcm.data.text_mapper import TextDatasetMapper, read_text_annotations
 
 H, W = 96, 128

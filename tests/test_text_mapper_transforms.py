@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from detectron2.data import transforms as T
 
-from fasttcm.data.db_targets import fill_polygon
+from fasttcm.structures.raster import fill_polygon
 from fasttcm.data.transforms import (
     PhotometricTransform,
     RandomColorJitter,

@@ -37,7 +37,7 @@ def _rand_rboxes(rng, n, w, h, size=(10, 60)):
 
 
 def make_eval_data(root, rng, n_images=500, n_dets=20000):
-    from fasttcm.data.dota.geometry import rboxes_to_quads
+    from fasttcm.structures.quads import rboxes_to_quads
     from fasttcm.data.dota.labels import DOTA_V1_CLASSES, Task1Detections, format_label_line, write_task1_dir
 
     os.makedirs(os.path.join(root, "labelTxt"))
@@ -77,7 +77,7 @@ def make_eval_data(root, rng, n_images=500, n_dets=20000):
 def make_merge_data(rng, n_dets=20000):
     """Patch detections of 16 images of 3000 x 3000 (16 patches each at 1024 / gap 200): objects seen in every
     patch that contains them (duplicates across the overlaps), with noise, plus false positives."""
-    from fasttcm.data.dota.geometry import rboxes_to_quads
+    from fasttcm.structures.quads import rboxes_to_quads
     from fasttcm.data.dota.split import patch_name, patch_origins
 
     names, quads, scores, classes = [], [], [], []
@@ -109,7 +109,7 @@ def make_split_data(root, rng, n_images=20, src_png_compression=0):
     import cv2
 
     from fasttcm.data.datasets.synthetic_aerial import _background
-    from fasttcm.data.dota.geometry import rboxes_to_quads
+    from fasttcm.structures.quads import rboxes_to_quads
     from fasttcm.data.dota.labels import DOTA_V1_CLASSES, format_label_line
 
     os.makedirs(os.path.join(root, "images"))

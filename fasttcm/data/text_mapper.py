@@ -15,7 +15,7 @@ Output dict (training):
 At test time only the resize is applied, annotations are dropped, and ``height``/``width`` keep the original size
 (the model rescales its polygons to it).
 
-Annotations are validated with :func:`fasttcm.data.polygons.repair_polygon` (invalid ones repaired or dropped);
+Annotations are validated with :func:`fasttcm.structures.polygons.repair_polygon` (invalid ones repaired or dropped);
 a multi-part ``segmentation`` gives one instance per part. After augmentation, polygons are clipped to the image
 (:func:`fasttcm.data.transforms.clip_polygons_to_image`): heavily cut text becomes don't care.
 """
@@ -33,7 +33,7 @@ from detectron2.data import detection_utils as utils
 from detectron2.structures import Boxes, Instances, PolygonMasks
 
 from .db_targets import make_db_targets
-from .polygons import repair_polygon
+from ..structures.polygons import repair_polygon
 from .transforms import TextAugInput, build_text_augmentations, clip_polygons_to_image
 
 logger = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 Coordinates
 -----------
 Polygons are ``(N, 2)`` float arrays of ``(x, y)`` in **pixels** of the current image, continuous coordinates in
-which pixel ``(i, j)`` covers ``[i, i+1] x [j, j+1]`` (the convention of :mod:`fasttcm.data.polygons` and of
+which pixel ``(i, j)`` covers ``[i, i+1] x [j, j+1]`` (the convention of :mod:`fasttcm.structures.polygons` and of
 Detectron2's transforms). Every geometric transform used here (resize, flip, rotation, crop) is affine, and
 ``Transform.apply_coords`` maps polygon vertices **exactly**: a transformed polygon is the exact image of the
 original one, so there is nothing to approximate. Only leaving the image needs a decision, taken once, at the end,
@@ -33,6 +33,8 @@ from fasttcm import _detectron2  # noqa: F401,I001  (first: supplies detectron2.
 from detectron2.data import transforms as T
 from detectron2.data.transforms import CropTransform, NoOpTransform, ResizeTransform, Transform, TransformList
 from shapely.geometry import Polygon, box as shapely_box
+
+from ..structures.polygons import exterior, polygon_parts
 
 logger = logging.getLogger(__name__)
 
@@ -274,21 +276,6 @@ class TextRandomCrop(T.Augmentation):
 
 
 # ---------------------------------------------------------------------------------------------- clipping --
-def _polygon_parts(geom) -> List[Polygon]:
-    if geom.is_empty:
-        return []
-    if isinstance(geom, Polygon):
-        return [geom]
-    parts = []
-    for g in getattr(geom, "geoms", []):
-        parts.extend(_polygon_parts(g))
-    return parts
-
-
-def _exterior(poly: Polygon) -> np.ndarray:
-    return np.asarray(poly.exterior.coords, dtype=np.float64)[:-1]
-
-
 def clip_polygons_to_image(polygons: Sequence[np.ndarray], ignore, height: int, width: int,
                            min_visible: float = 0.5, min_area: float = 1.0):
     """Clip polygons to the image ``[0, width] x [0, height]`` (pixels) after augmentation.
@@ -323,12 +310,12 @@ def clip_polygons_to_image(polygons: Sequence[np.ndarray], ignore, height: int, 
         if not poly.is_valid:
             poly = poly.buffer(0)
         area = poly.area
-        parts = sorted(_polygon_parts(shapely.intersection(poly, frame)), key=lambda g: -g.area)
+        parts = sorted(polygon_parts(shapely.intersection(poly, frame)), key=lambda g: -g.area)
         parts = [g for g in parts if g.area >= min_area]
         if not parts or area <= 0:
             continue
         for j, g in enumerate(parts):
-            out.append(_exterior(g))
+            out.append(exterior(g))
             out_ignore.append(bool(ignore[i]) or j > 0 or g.area < min_visible * area)
             source.append(i)
     return out, np.array(out_ignore, dtype=bool), np.array(source, dtype=np.int64)

@@ -23,7 +23,7 @@ Detections are sorted by score, highest first; **equal scores keep their file or
 script's sort is not stable, so its order of tied detections is arbitrary). For each detection in that order, the
 ground truth of the same image and class with the largest polygon IoU is taken (first in file order on equal
 double-precision IoU). If that IoU is **strictly greater than 0.5**, decided exactly
-(:func:`fasttcm.data.dota.geometry.iou_above`: an exact 0.5 is not a match, although the devkit's float code
+(:func:`fasttcm.structures.quads.iou_above`: an exact 0.5 is not a match, although the devkit's float code
 rounds a few such integer pairs up): a difficult ground truth makes the detection neither a true nor a false
 positive; an unused one makes it a true positive and marks it used; a used one makes it a false positive.
 Otherwise (IoU <= 0.5, or no ground truth) it is a false positive. Recall = cumulative TP / npos, precision =
@@ -35,7 +35,7 @@ list, so classes without ground truth count as 0.
 
 **Geometry.** A quad is the region its ring encloses; a self-intersecting (bow-tie) quad is its two lobes, where
 the devkit's value is an artefact of signed shoelace sums; bow ties and zero-area quads are counted and warned
-about (:mod:`fasttcm.data.dota.geometry`).
+about (:mod:`fasttcm.structures.quads`).
 
 Where the official script crashes, fasttcm defines: an empty or missing ``Task1_<class>.txt`` gives that class no
 detections (AP 0 when it has ground truth; when none of the class files exists, that is an error naming the
@@ -58,7 +58,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 
-from fasttcm.data.dota.geometry import (
+from fasttcm.structures.quads import (
     BOWTIE,
     DEGENERATE,
     PreparedQuads,
@@ -134,7 +134,7 @@ class Task1Result:
     """mAP (fraction) over ``classes``, per-class results, and what was left out or looked suspicious:
     detections on unknown images (ignored), ground-truth objects of other classes (ignored, class -> count),
     bow-tie and zero-area quads among the evaluated ground truth and detections (counted, see
-    :mod:`fasttcm.data.dota.geometry`)."""
+    :mod:`fasttcm.structures.quads`)."""
 
     map: float
     classes: Dict[str, ClassResult]

@@ -2,7 +2,7 @@
 
 It collects ``outputs[i]["instances"]`` (``pred_boxes`` as ``RotatedBoxes`` ``(cx, cy, w, h, a)`` in pixels of the
 input image, ``scores``, ``pred_classes``), turns each box into its 4 corners
-(:func:`fasttcm.data.dota.geometry.rboxes_to_quads`), gathers them from all ranks
+(:func:`fasttcm.structures.quads.rboxes_to_quads`), gathers them from all ranks
 (``detectron2.utils.comm.gather``) and, on the main process:
 
 1. if the dataset is a split set (metadata ``is_split``), merges the patch detections onto the original images
@@ -37,7 +37,7 @@ from detectron2.data import MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
 
-from fasttcm.data.dota.geometry import rboxes_to_quads
+from fasttcm.structures.quads import rboxes_to_quads
 from fasttcm.data.dota.labels import (
     Task1Detections,
     format_task1_text,

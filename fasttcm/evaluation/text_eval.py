@@ -80,7 +80,7 @@ Rules (``docs/PROTOCOLS.md``)
 
 Geometry and precision
 ----------------------
-ICDAR 2015 quadrilaterals are intersected in numpy (:mod:`fasttcm.data.dota.geometry`: convex pieces clipped in
+ICDAR 2015 quadrilaterals are intersected in numpy (:mod:`fasttcm.structures.quads`: convex pieces clipped in
 double precision), and the two 0.5 thresholds are decided exactly: a pair whose IoU or area ratio lies within
 rounding of 0.5 is decided again in rational arithmetic, so an exact 0.5 is never counted. Polygons (Total-Text,
 CTW1500, and in-memory ICDAR words with other than 4 points) are intersected by shapely (GEOS, double precision).
@@ -157,7 +157,8 @@ import numpy as np
 import shapely
 from shapely.geometry import Polygon
 
-from fasttcm.data.dota.geometry import (
+from fasttcm.structures.polygons import as_points, polygonal_union, signed_area, sort_clockwise_by_angle
+from fasttcm.structures.quads import (
     BOWTIE,
     DEGENERATE,
     PreparedQuads,
@@ -496,44 +497,19 @@ def load_text_files(path: Union[str, os.PathLike], protocol: str, role: str = "g
 
 
 # ------------------------------------------------------------------------------------------- geometry --
-def _signed_area(pts: np.ndarray) -> float:
-    """Shoelace area; positive = clockwise as seen on the image (y down)."""
-    x, y = pts[:, 0], pts[:, 1]
-    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y))
-
-
 def order_quad_clockwise(points) -> np.ndarray:
-    """A quadrilateral that is not clockwise on the image (negative shoelace area, y down) reordered clockwise by
-    the angle of its vertices around their mean; a clockwise (or zero-area) one is returned unchanged."""
+    """The official reorder of an ICDAR 2015 quadrilateral: one that is not clockwise on the image (negative
+    shoelace area, y down) is sorted clockwise by the angle of its vertices around their mean
+    (:func:`~fasttcm.structures.polygons.sort_clockwise_by_angle`); a clockwise (or zero-area) one is unchanged.
+    (DB's output ordering, clockwise from the top-left corner, is
+    :func:`fasttcm.structures.polygons.order_quad_clockwise`.)"""
     pts = np.asarray(points, dtype=np.float64).reshape(4, 2)
-    if _signed_area(pts) >= 0:
+    if signed_area(pts) >= 0:
         return pts
-    return _reorder_clockwise(pts[None])[0]
-
-
-def _reorder_clockwise(q: np.ndarray) -> np.ndarray:
-    """(N, 4, 2) quads sorted by the angle of their corners around the corners' mean (stable on ties)."""
-    c = q.mean(axis=1, keepdims=True)
-    order = np.argsort(np.arctan2(q[..., 1] - c[..., 1], q[..., 0] - c[..., 0]), axis=1, kind="stable")
-    return np.take_along_axis(q, order[..., None], axis=1)
+    return sort_clockwise_by_angle(pts[None])[0]
 
 
 _EMPTY = Polygon()
-
-
-def _polygonal_part(geom) -> Optional[shapely.Geometry]:
-    parts = []
-    stack = [geom]
-    while stack:
-        g = stack.pop()
-        if isinstance(g, Polygon):
-            if not g.is_empty and g.area > 0:
-                parts.append(g)
-        elif hasattr(g, "geoms"):
-            stack.extend(g.geoms)
-    if not parts:
-        return None
-    return parts[0] if len(parts) == 1 else shapely.union_all(parts)
 
 
 _COUNT_KEYS = ("gt_polygons_repaired", "gt_polygons_empty", "det_polygons_repaired", "det_polygons_empty",
@@ -636,7 +612,7 @@ class _Side:
             q = allp[offs[qi][:, None] + np.arange(4)]
             ccw = signed_areas(q) < 0  # not clockwise on the image: reordered by angle (the spotting kits' rule)
             if ccw.any():
-                q[ccw] = _reorder_clockwise(q[ccw])
+                q[ccw] = sort_clockwise_by_angle(q[ccw])
                 log.counts["quads_reordered"] += int(ccw.sum())
             self.quads = PreparedQuads(q)
             self.qidx[qi] = np.arange(len(qi))
@@ -686,7 +662,7 @@ class _Side:
             i = int(si[k])
             text = _text_repr(self.items[i].text)
             reason = shapely.is_valid_reason(polys[k]) if not polys[k].is_empty else "empty"
-            fixed = _polygonal_part(shapely.make_valid(polys[k])) if not polys[k].is_empty else None
+            fixed = polygonal_union(shapely.make_valid(polys[k])) if not polys[k].is_empty else None
             if fixed is None:
                 polys[k] = _EMPTY
                 self.empty[i] = True
@@ -714,12 +690,12 @@ class _Side:
         """Shapely geometries of words ``idx`` (quads on the numpy path get theirs on first use)."""
         for i in idx[[g is None for g in self.geoms[idx]]].tolist():
             q = self.quads.corners[self.qidx[i]]
-            self.geoms[i] = _polygonal_part(shapely.make_valid(Polygon(q))) or _EMPTY
+            self.geoms[i] = polygonal_union(shapely.make_valid(Polygon(q))) or _EMPTY
         return self.geoms[idx]
 
 
 def _near(value: np.ndarray, thr: float, ext2: np.ndarray, den: np.ndarray) -> np.ndarray:
-    """Where a float ratio may lie on the wrong side of ``thr`` (see fasttcm.data.dota.geometry.iou_above)."""
+    """Where a float ratio may lie on the wrong side of ``thr`` (see fasttcm.structures.quads.iou_above)."""
     d = np.where(den > 0, den, np.inf)
     tol = 1e-10 * thr + 1e3 * np.finfo(np.float64).eps * ext2 / d
     return np.abs(value - thr) <= tol
@@ -817,30 +793,18 @@ def transcription_match(gt: str, det: str, word_spotting: bool = False) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------- inputs --
-def _as_points(p) -> np.ndarray:
-    if hasattr(p, "detach"):  # torch tensor, without importing torch
-        p = p.detach().cpu().numpy()
-    a = np.asarray(p, dtype=np.float64)
-    if a.ndim == 2 and a.shape[1] == 2:
-        return a.copy()
-    a = a.reshape(-1)
-    if a.size % 2:
-        raise ValueError(f"odd number of coordinates ({a.size})")
-    return a.reshape(-1, 2)
-
-
 def _as_item(x) -> TextItem:
     if isinstance(x, TextItem):
-        return TextItem(_as_points(x.points), "" if x.text is None else str(x.text), x.line)
+        return TextItem(as_points(x.points), "" if x.text is None else str(x.text), x.line)
     if isinstance(x, Mapping):
         pts = x.get("points", x.get("polygon"))
         if pts is None:
             raise ValueError(f"in-memory word {x!r} has no 'points' (or 'polygon')")
         text = x.get("text", "")
-        return TextItem(_as_points(pts), "" if text is None else str(text))
+        return TextItem(as_points(pts), "" if text is None else str(text))
     if isinstance(x, tuple) and len(x) == 2 and (x[1] is None or isinstance(x[1], str)):
-        return TextItem(_as_points(x[0]), x[1] or "")
-    return TextItem(_as_points(x), "")
+        return TextItem(as_points(x[0]), x[1] or "")
+    return TextItem(as_points(x), "")
 
 
 def _load(obj, protocol: str, role: str) -> TextFiles:
@@ -1055,7 +1019,7 @@ def to_quad(points, rectangle: bool = False) -> np.ndarray:
     """(4, 2) quadrilateral of a polygon for the ICDAR 2015 format: the polygon itself when it has 4 points (and
     ``rectangle`` is False), otherwise the minimum-area rotated rectangle of its points (a degenerate polygon gives
     a zero-area quadrilateral)."""
-    pts = _as_points(points)
+    pts = as_points(points)
     if len(pts) == 4 and not rectangle:
         return pts
     if len(pts) == 0:
@@ -1094,7 +1058,7 @@ def format_submission_lines(words: Iterable, protocol: str) -> List[str]:
             if len(pts) != 4:
                 raise ValueError(f"ICDAR 2015 submissions need quadrilaterals, got {len(pts)} points (use to_quad)")
             q = np.rint(pts).astype(np.int64)
-            if _signed_area(q.astype(np.float64)) < 0:
+            if signed_area(q.astype(np.float64)) < 0:
                 q = q[::-1]
             line = ",".join(str(int(v)) for v in q.reshape(-1))
             if text:
@@ -1104,7 +1068,7 @@ def format_submission_lines(words: Iterable, protocol: str) -> List[str]:
         else:
             if len(pts) < 3:
                 raise ValueError(f"a polygon needs at least 3 points, got {len(pts)}")
-            if _signed_area(pts) < 0:
+            if signed_area(pts) < 0:
                 pts = pts[::-1]
             line = ",".join(_fmt_num(v) for v in pts.reshape(-1)) + "," + POLYGON_SEPARATOR + (text or "")
         out.append(line)

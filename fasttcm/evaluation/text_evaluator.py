@@ -61,7 +61,8 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
 
-from ..data.dota.geometry import rboxes_to_quads
+from ..structures.polygons import as_points, polygonal_union, signed_area, to_numpy
+from ..structures.quads import rboxes_to_quads
 from . import text_eval as te
 
 __all__ = ["TextDetEvaluator", "DEFAULT_SWEEP"]
@@ -71,14 +72,6 @@ logger = logging.getLogger(__name__)
 #: score thresholds of ``threshold_sweep=True``
 DEFAULT_SWEEP = tuple(round(0.05 * i, 2) for i in range(1, 20))
 _FILE_GT_FORMATS = {"icdar15": ("icdar15", "icdar2015", "ic15"), "polygon": ("polygon_txt",)}
-
-
-def _to_numpy(x) -> np.ndarray:
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    elif hasattr(x, "tensor"):  # Boxes / RotatedBoxes
-        x = x.tensor.detach().cpu().numpy()
-    return np.asarray(x, dtype=np.float64)
 
 
 class TextDetEvaluator(DatasetEvaluator):
@@ -152,11 +145,11 @@ class TextDetEvaluator(DatasetEvaluator):
             inst = out["instances"]
             if hasattr(inst, "to"):
                 inst = inst.to("cpu")
-            scores = _to_numpy(inst.scores).reshape(-1)
+            scores = to_numpy(inst.scores, np.float64).reshape(-1)
             if inst.has("pred_polygons"):
-                polys = [te._as_points(p) for p in inst.pred_polygons]
+                polys = [as_points(p) for p in inst.pred_polygons]
             elif inst.has("pred_boxes"):
-                b = _to_numpy(inst.pred_boxes)
+                b = to_numpy(inst.pred_boxes, np.float64)
                 if b.ndim == 2 and b.shape[1] == 5:
                     polys = list(rboxes_to_quads(b))
                 elif b.ndim == 2 and b.shape[1] == 4:
@@ -194,7 +187,7 @@ class TextDetEvaluator(DatasetEvaluator):
         poly = Polygon(points)
         if poly.is_valid:
             return points
-        parts = te._polygonal_part(shapely.make_valid(poly))
+        parts = polygonal_union(shapely.make_valid(poly))
         if parts is None:
             counts["dropped"] += 1
             return None
@@ -234,10 +227,10 @@ class TextDetEvaluator(DatasetEvaluator):
                         f"dataset {self._dataset_name!r}, image {image_id!r}: an annotation without a polygon "
                         "'segmentation' (text evaluation needs polygons)"
                     )
-                polys = [te._as_points(p) for p in seg]
+                polys = [as_points(p) for p in seg]
                 if len(polys) > 1:
                     several += 1
-                    polys.sort(key=lambda p: -abs(te._signed_area(p)) if len(p) >= 3 else 0.0)
+                    polys.sort(key=lambda p: -abs(signed_area(p)) if len(p) >= 3 else 0.0)
                 text = te.DONT_CARE if a.get("iscrowd", 0) else str(a.get("text", ""))
                 words.append(te.TextItem(polys[0], text))
             gt[key] = words

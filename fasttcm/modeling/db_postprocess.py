@@ -24,68 +24,17 @@ coordinates used everywhere else (pixel ``(i, j)`` covers ``[i, i+1] x [j, j+1]`
 """
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from typing import List, Tuple
 
 import cv2
 import numpy as np
 import torch
 from detectron2.config import configurable
-from shapely.geometry import Polygon
 
-from ..data.db_targets import polygon_mask
+from ..structures.polygons import PolygonList, order_quad_clockwise, unclip
+from ..structures.raster import min_rect_short_side, polygon_mask
 
-__all__ = ["DBPostProcessor", "PolygonList", "order_quad_clockwise", "polygons_to_boxes"]
-
-
-class PolygonList(list):
-    """A list of ``(N_i, 2)`` float32 polygons that ``Instances`` can index like a tensor field.
-
-    Indexing with an int gives one polygon; a slice, a bool / int tensor or array, or a list of ints gives a
-    ``PolygonList`` (so ``instances[instances.scores > 0.5]`` works).
-    """
-
-    def __getitem__(self, item):
-        if isinstance(item, (int, np.integer)):
-            return list.__getitem__(self, int(item))
-        if isinstance(item, slice):
-            return PolygonList(list.__getitem__(self, item))
-        if isinstance(item, torch.Tensor):
-            item = item.detach().cpu().numpy()
-        idx = np.asarray(item)
-        if idx.dtype == bool:
-            if idx.shape != (len(self),):
-                raise IndexError(f"boolean index of shape {idx.shape} for {len(self)} polygons")
-            idx = np.flatnonzero(idx)
-        return PolygonList(list.__getitem__(self, int(i)) for i in idx.reshape(-1))
-
-    @staticmethod
-    def cat(lists: Sequence["PolygonList"]) -> "PolygonList":
-        return PolygonList(p for lst in lists for p in lst)
-
-
-def order_quad_clockwise(points: np.ndarray) -> np.ndarray:
-    """4 corners of a convex quadrilateral -> clockwise in image coordinates (y down), starting from the corner
-    with the smallest ``x + y`` (ties: smallest x). Returns (4, 2) float32."""
-    p = np.asarray(points, dtype=np.float64).reshape(4, 2)
-    c = p.mean(axis=0)
-    ang = np.arctan2(p[:, 1] - c[1], p[:, 0] - c[0])  # with y down, increasing angle runs clockwise on screen
-    p = p[np.argsort(ang)]
-    key = np.round(p.sum(axis=1), 6) * 1e6 + p[:, 0]
-    start = int(np.argmin(key))
-    return np.roll(p, -start, axis=0).astype(np.float32)
-
-
-def polygons_to_boxes(polygons: Sequence[np.ndarray]) -> np.ndarray:
-    """(N, 4) XYXY axis-aligned boxes enclosing each ``(n_i, 2)`` polygon (float32)."""
-    if not len(polygons):
-        return np.zeros((0, 4), dtype=np.float32)
-    return np.array([[p[:, 0].min(), p[:, 1].min(), p[:, 0].max(), p[:, 1].max()] for p in polygons],
-                    dtype=np.float32)
-
-
-def _short_side(points: np.ndarray) -> float:
-    (_, _), (w, h), _ = cv2.minAreaRect(np.asarray(points, dtype=np.float32).reshape(-1, 1, 2))
-    return float(min(w, h))
+__all__ = ["DBPostProcessor"]
 
 
 def _mean_inside(prob: np.ndarray, points: np.ndarray) -> float:
@@ -94,21 +43,6 @@ def _mean_inside(prob: np.ndarray, points: np.ndarray) -> float:
     if not mask.any():
         return 0.0
     return float(prob[y0:y0 + mask.shape[0], x0:x0 + mask.shape[1]][mask].mean())
-
-
-def _unclip(points: np.ndarray, ratio: float) -> np.ndarray:
-    """Offset outwards by ``area x ratio / perimeter``; returns the largest part's exterior ((n, 2), or empty)."""
-    poly = Polygon(points)
-    if not poly.is_valid:
-        poly = poly.buffer(0)
-    if poly.is_empty or poly.length <= 0:
-        return np.zeros((0, 2))
-    grown = poly.buffer(poly.area * ratio / poly.length, join_style="mitre", mitre_limit=2.0)
-    if grown.is_empty:
-        return np.zeros((0, 2))
-    if not isinstance(grown, Polygon):
-        grown = max(grown.geoms, key=lambda g: g.area)
-    return np.asarray(grown.exterior.coords, dtype=np.float64)[:-1]
 
 
 class DBPostProcessor:
@@ -169,13 +103,13 @@ class DBPostProcessor:
             if len(contour) < 3:
                 continue
             cand = self._candidate(contour) + 0.5
-            if _short_side(cand) < self.min_size:
+            if min_rect_short_side(cand) < self.min_size:
                 continue
             score = _mean_inside(prob, cand)
             if score < self.box_thresh:
                 continue
-            grown = _unclip(cand, self.unclip_ratio)
-            if len(grown) < 3 or _short_side(grown) < self.min_size + 2:
+            grown = unclip(cand, self.unclip_ratio)
+            if len(grown) < 3 or min_rect_short_side(grown) < self.min_size + 2:
                 continue
             if self.output_mode == "quad":
                 grown = order_quad_clockwise(cv2.boxPoints(cv2.minAreaRect(grown.astype(np.float32))))

@@ -12,7 +12,7 @@ import torch
 from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN
 
-from ..data.dota.geometry import rboxes_to_quads
+from ..structures.quads import rboxes_to_quads
 from .losses import score_map_class_loss
 
 _SUPERSAMPLE = 4  # sub-cells per score-map cell side used to measure box coverage

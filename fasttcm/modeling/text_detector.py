@@ -21,7 +21,7 @@ Training returns ``loss_db_prob``, ``loss_db_binary``, ``loss_db_thresh`` and, w
 every Detectron2 model, a training forward needs an ``EventStorage``.
 
 Inference returns, per image, ``{"instances": Instances((height, width))}`` with ``pred_polygons`` (a
-:class:`~fasttcm.modeling.db_postprocess.PolygonList` of (n, 2) float32 arrays, original-image pixels),
+:class:`~fasttcm.structures.polygons.PolygonList` of (n, 2) float32 arrays, original-image pixels),
 ``scores`` (float32), ``pred_classes`` (int64 zeros) and ``pred_boxes`` (``Boxes`` XYXY around each polygon), all
 on the CPU whatever the model's device;
 with ``TEST.FASTTCM.RETURN_MAPS`` also ``prob_map`` (height, width) float32 tensor (P resized to the original
@@ -40,7 +40,8 @@ from detectron2.structures import Boxes, ImageList, Instances
 from torch import nn
 
 from .db_head import DBHead
-from .db_postprocess import DBPostProcessor, polygons_to_boxes
+from ..structures.polygons import polygons_to_boxes
+from .db_postprocess import DBPostProcessor
 
 __all__ = ["TextDetector", "score_map_targets", "pad_db_targets"]
 

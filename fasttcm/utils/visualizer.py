@@ -9,16 +9,13 @@ from typing import Dict, List, Optional
 
 import cv2
 import numpy as np
-import torch
 from fasttcm import _detectron2  # noqa: F401,I001  (first: supplies detectron2._C before detectron2 loads)
 from detectron2.structures import RotatedBoxes
 from detectron2.utils.visualizer import Visualizer
 
+from ..structures.polygons import to_numpy
+
 _TEXT_COLOR = (0.1, 0.9, 0.2)
-
-
-def _to_numpy(x):
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
 
 class FastTCMVisualizer(Visualizer):
@@ -33,11 +30,11 @@ class FastTCMVisualizer(Visualizer):
         """Draw ``Instances`` on the image and return the ``VisImage``."""
         instances = instances.to("cpu") if hasattr(instances, "to") else instances
         fields = instances.get_fields()
-        scores = _to_numpy(fields["scores"]) if "scores" in fields else None
+        scores = to_numpy(fields["scores"]) if "scores" in fields else None
         texts = fields.get("texts")
         if "pred_polygons" in fields:
             for i, poly in enumerate(fields["pred_polygons"]):
-                poly = _to_numpy(poly).reshape(-1, 2)
+                poly = to_numpy(poly).reshape(-1, 2)
                 if len(poly) < 3:
                     continue
                 self.draw_polygon(poly, color=_TEXT_COLOR, edge_color=_TEXT_COLOR, alpha=0.15)
@@ -51,8 +48,8 @@ class FastTCMVisualizer(Visualizer):
                     self.draw_text(" ".join(label), (x, y), color="w", horizontal_alignment="left",
                                    font_size=max(self._default_font_size * 0.8, 6))
         elif "pred_boxes" in fields and isinstance(fields["pred_boxes"], RotatedBoxes):
-            boxes = _to_numpy(fields["pred_boxes"].tensor)
-            classes = _to_numpy(fields["pred_classes"]) if "pred_classes" in fields else None
+            boxes = to_numpy(fields["pred_boxes"].tensor)
+            classes = to_numpy(fields["pred_classes"]) if "pred_classes" in fields else None
             names = self.metadata.get("thing_classes", None)
             for i, box in enumerate(boxes):
                 label = []
@@ -97,16 +94,16 @@ def instances_to_json(instances, class_names: Optional[List[str]] = None) -> Lis
     instances = instances.to("cpu") if hasattr(instances, "to") else instances
     fields = instances.get_fields()
     n = len(instances)
-    scores = _to_numpy(fields["scores"]).tolist() if "scores" in fields else [None] * n
+    scores = to_numpy(fields["scores"]).tolist() if "scores" in fields else [None] * n
     out = []
     for i in range(n):
         rec = {"score": None if scores[i] is None else round(float(scores[i]), 5)}
         if "pred_polygons" in fields:
-            rec["polygon"] = np.round(_to_numpy(fields["pred_polygons"][i]).reshape(-1, 2).astype(float), 2).tolist()
+            rec["polygon"] = np.round(to_numpy(fields["pred_polygons"][i]).reshape(-1, 2).astype(float), 2).tolist()
         elif "pred_boxes" in fields and isinstance(fields["pred_boxes"], RotatedBoxes):
-            rec["rotated_box"] = np.round(_to_numpy(fields["pred_boxes"].tensor[i]).astype(float), 3).tolist()
+            rec["rotated_box"] = np.round(to_numpy(fields["pred_boxes"].tensor[i]).astype(float), 3).tolist()
         elif "pred_boxes" in fields:
-            rec["box_xyxy"] = np.round(_to_numpy(fields["pred_boxes"].tensor[i]).astype(float), 2).tolist()
+            rec["box_xyxy"] = np.round(to_numpy(fields["pred_boxes"].tensor[i]).astype(float), 2).tolist()
         if "pred_classes" in fields:
             c = int(fields["pred_classes"][i])
             rec["category_id"] = c

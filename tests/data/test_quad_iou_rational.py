@@ -1,4 +1,4 @@
-"""Polygon IoU of quads (fasttcm.data.dota.geometry) against exact rational arithmetic: integer and 1/8-pixel
+"""Polygon IoU of quads (fasttcm.structures.quads) against exact rational arithmetic: integer and 1/8-pixel
 corners near the 0.5 threshold, exact halves, bow ties and concave quads, and the threshold decided exactly."""
 from fractions import Fraction
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import shapely
 
-from fasttcm.data.dota import geometry
-from fasttcm.data.dota.geometry import (
+from fasttcm.structures import quads as geometry
+from fasttcm.structures.quads import (
     BOWTIE,
     CONCAVE,
     CONVEX,

@@ -8,7 +8,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from fasttcm.data.dota.geometry import exact_pair_areas, rboxes_to_quads
+from fasttcm.structures.quads import exact_pair_areas, rboxes_to_quads
 from fasttcm.data.dota.labels import (
     DOTA_V1_CLASSES,
     Task1Detections,

@@ -8,8 +8,9 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from fasttcm.data.dota.geometry import exact_pair_areas, rboxes_to_quads
+from fasttcm.structures.quads import exact_pair_areas, rboxes_to_quads
 from fasttcm.evaluation import text_eval as te
+from fasttcm.structures.polygons import signed_area
 from fasttcm.evaluation.text_eval import dictionary_word, evaluate, parse_polygon_lines, unquote_transcription
 
 SQ = [[0, 0], [10, 0], [10, 10], [0, 10]]  # clockwise on the image, area 100
@@ -74,7 +75,7 @@ def test_small_ring_area_makes_a_detection_dont_care_more_easily():
     det = np.array([[0, 0], [16, 10], [16, 0], [0, 2.5]], float)[::-1]
     region = np.array([[12, -5], [30, -5], [30, 15], [12, 15]], float)
     inter, _, filled, _, ring = exact_pair_areas(region, det)
-    assert (inter, filled, ring) == (Fraction(135, 4), 68, 60) and te._signed_area(det) > 0
+    assert (inter, filled, ring) == (Fraction(135, 4), 68, 60) and signed_area(det) > 0
     gt = {1: [(region, "###")]}
     assert counts(evaluate(gt, {1: [(det, "x")]}, "icdar15")) == (0, 0, 0)  # 33.75 / 60 > 0.5: don't care
     assert counts(evaluate(gt, {1: [(det, "x")]}, "totaltext")) == (0, 1, 0)  # 33.75 / 68: a false positive
@@ -129,8 +130,8 @@ def _exact_half_rotated_pair():
 def test_exact_half_is_not_a_match_for_rotated_integer_quads():
     p, q = _exact_half_rotated_pair()
     # clockwise on the image, as ICDAR files are written
-    p = p if te._signed_area(p) > 0 else p[::-1]
-    q = q if te._signed_area(q) > 0 else q[::-1]
+    p = p if signed_area(p) > 0 else p[::-1]
+    q = q if signed_area(q) > 0 else q[::-1]
     res = evaluate({1: [(p, "a")]}, {1: [(q, "a")]}, "icdar15")
     assert counts(res) == (1, 1, 0)
     assert counts(evaluate({1: [(p, "a")]}, {1: [(p, "a")]}, "icdar15")) == (1, 1, 1)  # the same quad matches

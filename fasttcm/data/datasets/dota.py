@@ -23,7 +23,7 @@ The ``*_1024`` folders are made by ``python tools/dota_split.py datasets/dota/tr
                       "segmentation": [[x1, y1, x2, y2, x3, y3, x4, y4]],   # the label's 4 corners, as written
                       "category_id": int, "difficult": 0 | 1 | 2, "iscrowd": 0 | 1}, ...]}
 
-``bbox`` is the minimum-area rectangle of the 4 corners (:func:`fasttcm.data.dota.geometry.quads_to_rboxes`):
+``bbox`` is the minimum-area rectangle of the 4 corners (:func:`fasttcm.structures.quads.quads_to_rboxes`):
 ``w >= h``, angle ``a`` in degrees in ``[-90, 90)``, counter-clockwise as seen on the image, as in
 ``detectron2.structures.RotatedBoxes`` (width along ``(cos a, -sin a)``). For the usual rectangular labels it is
 the label itself; for a non-rectangular quad it encloses it. **Difficult objects** keep ``difficult`` (1, or 2 for
@@ -54,7 +54,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..dota.geometry import quads_to_rboxes
+from ...structures.quads import quads_to_rboxes
 from ..dota.labels import DOTA_V1_CLASSES, DOTA_V15_CLASSES, parse_label_file
 from ..dota.split import find_images
 from ..fileio import image_size

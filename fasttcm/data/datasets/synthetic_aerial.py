@@ -41,7 +41,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..dota.geometry import rboxes_to_quads
+from ...structures.quads import rboxes_to_quads
 from ..fileio import FolderLock, stale_cache_todo, write_atomic, write_text_atomic
 from ..dota.labels import format_label_line
 

@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from ..fileio import FolderLock, stale_cache_todo, write_atomic, write_text_atomic
-from ..polygons import bbox_xywh, flatten
+from ...structures.polygons import bbox_xywh, flatten
 
 logger = logging.getLogger(__name__)
 

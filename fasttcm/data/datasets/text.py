@@ -27,7 +27,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Tuple
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..polygons import bbox_xywh, flatten, repair_polygon
+from ...structures.polygons import bbox_xywh, flatten, repair_polygon
 
 logger = logging.getLogger(__name__)
 
@@ -244,7 +244,7 @@ class _WarningBudget:
 def instances_to_annotations(
     instances: List[TextInstance], gt_path: str, stats: LoadStats, warn: Callable[[str], None]
 ) -> List[dict]:
-    """Validate/repair each instance (:func:`fasttcm.data.polygons.repair_polygon`) and build annotation dicts.
+    """Validate/repair each instance (:func:`fasttcm.structures.polygons.repair_polygon`) and build annotation dicts.
 
     Repairs and drops are reported through ``warn`` and counted in ``stats``.
     """

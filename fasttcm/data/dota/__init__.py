@@ -1,5 +1,5 @@
-"""DOTA tooling: label/Task1 file formats (:mod:`.labels`), quad geometry and polygon NMS (:mod:`.geometry`),
-splitting images into patches (:mod:`.split`) and merging patch detections back (:mod:`.merge`).
+"""DOTA tooling: label/Task1 file formats (:mod:`.labels`), splitting images into patches (:mod:`.split`) and
+merging patch detections back (:mod:`.merge`). Quad geometry and polygon NMS are in :mod:`fasttcm.structures.quads`.
 
 Nothing here imports Detectron2 or torch; the dataset registration lives in :mod:`fasttcm.data.datasets.dota` and
 the evaluation in :mod:`fasttcm.evaluation.dota_eval`. The names below load their module on first access
@@ -8,10 +8,6 @@ the evaluation in :mod:`fasttcm.evaluation.dota_eval`. The names below load thei
 import importlib
 
 _LAZY = {
-    "poly_nms": "geometry",
-    "quad_iou_pairs": "geometry",
-    "quads_to_rboxes": "geometry",
-    "rboxes_to_quads": "geometry",
     "DOTA_V1_CLASSES": "labels",
     "DOTA_V15_CLASSES": "labels",
     "LabelFile": "labels",
@@ -34,7 +30,7 @@ _LAZY = {
     "split_dataset": "split",
     "split_image": "split",
 }
-_SUBMODULES = ("geometry", "labels", "merge", "split")
+_SUBMODULES = ("labels", "merge", "split")
 
 __all__ = sorted(_LAZY) + list(_SUBMODULES)
 

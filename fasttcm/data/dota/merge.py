@@ -4,9 +4,9 @@ A detection on patch ``<image>__<rate>__<left>___<up>`` with corners ``p`` (patc
 ``(p + (left, up)) / rate`` in the original image: the offsets are pixels of the image rescaled by ``rate`` (where
 the patch was cut), so they are added before dividing by the rate (equivalently: divide by the rate, then add
 the offsets divided by the rate). Then, independently for each original image and class, greedy polygon NMS
-(:func:`fasttcm.data.dota.geometry.poly_nms`) keeps a detection unless a better-scored kept one of the same image
+(:func:`fasttcm.structures.quads.poly_nms`) keeps a detection unless a better-scored kept one of the same image
 and class overlaps it with polygon IoU strictly above ``nms_thr`` (decided exactly,
-:func:`fasttcm.data.dota.geometry.iou_above`). The threshold picks which DOTA_devkit merger is reproduced:
+:func:`fasttcm.structures.quads.iou_above`). The threshold picks which DOTA_devkit merger is reproduced:
 ``0.1`` (the default) is its multi-process merger ``ResultMerge_multi_process.py``, ``0.3`` its single-process
 ``ResultMerge.py``. Equal scores keep their input order (stable sort). Scores are unchanged.
 """
@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .geometry import as_quads, poly_nms
+from ...structures.quads import as_quads, poly_nms
 from .labels import Task1Detections, read_task1_dir, write_task1_dir
 from .split import parse_patch_name
 

@@ -54,7 +54,7 @@ import numpy as np
 
 from ..fileio import image_size, write_atomic, write_text_atomic
 
-from .geometry import as_quads, signed_areas
+from ...structures.quads import as_quads, signed_areas
 from .labels import format_label_line, parse_label_file
 
 logger = logging.getLogger(__name__)
@@ -238,7 +238,7 @@ def _combos(n: int) -> np.ndarray:
 def reduce_to_quads(rings: Sequence[np.ndarray], refs: Optional[np.ndarray] = None) -> np.ndarray:
     """Reduce convex rings (each ``(n, 2)``, ``n >= 3``, corners in order, no repeated closing corner) to quads
     ``(N, 4, 2)`` by the rule of the module docstring; corners clockwise as seen (positive
-    :func:`~fasttcm.data.dota.geometry.signed_areas`), starting with the one closest to ``refs[i]`` when given."""
+    :func:`~fasttcm.structures.quads.signed_areas`), starting with the one closest to ``refs[i]`` when given."""
     out = np.zeros((len(rings), 4, 2), dtype=np.float64)
     by_n: Dict[int, List[int]] = {}
     for i, r in enumerate(rings):

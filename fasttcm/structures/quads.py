@@ -1,4 +1,6 @@
-"""Geometry of DOTA quadrilaterals, vectorized with numpy (shapely 2 only to find overlapping boxes).
+"""Quadrilaterals and rotated boxes, vectorized with numpy (shapely 2 only to find overlapping boxes): rbox <-> quad
+conversion, exact quad IoU, overlap search and polygon NMS (used by the DOTA tools, the rotated models, the
+tiled predictor and both evaluators).
 
 Conventions (all coordinates in pixels, image axes: x to the right, y down):
 
@@ -48,7 +50,6 @@ import numpy as np
 __all__ = [
     "as_quads",
     "signed_areas",
-    "quad_areas",
     "is_convex",
     "quads_to_rboxes",
     "rboxes_to_quads",
@@ -94,12 +95,6 @@ def signed_areas(quads) -> np.ndarray:
     x0, y0 = x[:, :1], y[:, :1]  # relative to the first corner: exact for integer corners, less cancellation
     x, y = x - x0, y - y0
     return 0.5 * np.sum(x * np.roll(y, -1, axis=1) - np.roll(x, -1, axis=1) * y, axis=1)
-
-
-def quad_areas(quads) -> np.ndarray:
-    """Absolute shoelace areas ``(N,)`` (pixels²) of the rings as written. For a self-intersecting quad this is the
-    difference of its two lobes, not the area of its region (``PreparedQuads(q).areas``), which the IoU uses."""
-    return np.abs(signed_areas(quads))
 
 
 def is_convex(quads) -> np.ndarray:
