@@ -40,7 +40,7 @@ def build_evaluator_for_dataset(cfg, dataset_name, output_folder=None):
 
         return DOTAEvaluator(dataset_name, output_dir=output_folder)
     if evaluator_type == "coco":
-        return COCOEvaluator(dataset_name, output_dir=output_folder, use_fast_impl=False)
+        return COCOEvaluator(dataset_name, output_dir=output_folder)
     raise ValueError(
         f"dataset {dataset_name!r} has evaluator_type={evaluator_type!r}; fasttcm knows "
         "'icdar15', 'totaltext', 'ctw1500', 'dota' and 'coco'. Set it in the dataset's MetadataCatalog entry."
