@@ -56,12 +56,9 @@ def test_detectron2_C_is_ours_and_reports_itself():
 
 @needs_ours
 @pytest.mark.parametrize("name", ["COCOevalAccumulate", "COCOevalEvaluateImages", "InstanceAnnotation", "ImageEvaluation"])
-def test_missing_fast_coco_eval_says_what_to_do(name):
-    assert not hasattr(d2_C, name)
-    with pytest.raises(NotImplementedError, match="use_fast_impl=False"):
-        getattr(d2_C, name)
-    with pytest.raises(AttributeError, match=name):
-        getattr(d2_C, name)
+def test_fast_coco_eval_entry_points_are_provided(name):
+    # numerical agreement with pycocotools: tests/layers/test_coco_fast_eval.py
+    assert getattr(d2_C, name) is getattr(_C._coco_eval, name)
 
 
 @needs_ours

@@ -10,7 +10,9 @@ Workloads (DOTA-like boxes: centres uniform in a 1000 x 1000 image, sides unifor
 Baseline, run in the same process: shapely 2 with an STRtree (query the intersecting pairs, then vectorized
 intersection / union areas) for the IoU matrix, and greedy NMS over the IoU pairs that STRtree yields. The run checks
 that our IoU matrix matches shapely's (max abs difference) and that both NMS keep the same boxes. When a compiled
-detectron2._C is installed (not fasttcm's stand-in), its kernels are timed as well.
+detectron2 is installed (not fasttcm's stand-in), its kernels are timed as well, wherever that build keeps them:
+as attributes of ``detectron2._C`` (v0.6) or as ``torch.ops.detectron2.*`` (its main branch), see
+``fasttcm.layers._C.compiled_op``.
 
 Times are the median of --repeat runs after one warm-up run. Example:
   python tools/benchmark_ops.py --repeat 5 --device cpu
@@ -100,15 +102,19 @@ def timeit(fn, repeat, device):
     return statistics.median(times), result
 
 
+D2_OPS = ("box_iou_rotated", "nms_rotated", "roi_align_rotated_forward", "roi_align_rotated_backward")
+
+
 def compiled_detectron2():
-    """detectron2's compiled _C when it is installed (and is not fasttcm's stand-in), else None."""
-    if ours._compiled_detectron2_C() is None:
-        return None
-    try:
-        import detectron2._C as d2c
-    except ImportError:
-        return None
-    return None if getattr(d2c, "__fasttcm_ops__", False) else d2c
+    """The compiled detectron2's kernels by name (each None where that build lacks it), or None when no compiled
+    detectron2 is installed (fasttcm supplies detectron2._C)."""
+    ops = {name: ours.compiled_op(name) for name in D2_OPS}
+    return ops if any(fn is not None for fn in ops.values()) else None
+
+
+def origin(name, fn):
+    """Where the compiled kernel ``fn`` of op ``name`` was found, in words."""
+    return "detectron2._C" if getattr(sys.modules.get("detectron2._C"), name, None) is fn else "torch.ops.detectron2"
 
 
 def fmt(t):
@@ -169,8 +175,8 @@ def main(argv=None):
             f"IoU matrix: max |ours - shapely| = {diff:.2e} (float32 output), {diff64:.2e} (float64); "
             f"{int((ref > 0).sum())} overlapping pairs"
         )
-    if d2c is not None:
-        t_d2, _ = timeit(lambda: d2c.box_iou_rotated(a, b), args.repeat, device)
+    if d2c and d2c["box_iou_rotated"]:
+        t_d2, _ = timeit(lambda: d2c["box_iou_rotated"](a, b), args.repeat, device)
     rows.append((f"rotated IoU {args.iou_boxes}x{args.iou_boxes}", t_ours, t_base, t_d2))
 
     # --- NMS
@@ -183,8 +189,8 @@ def main(argv=None):
         )
         same = keep.cpu().numpy().tolist() == keep_ref.tolist()
         notes.append(f"NMS: {keep.numel()} kept of {args.nms_boxes}; identical to the baseline's keep list: {'yes' if same else 'NO'}")
-    if d2c is not None:
-        t_d2, _ = timeit(lambda: torch.ops.detectron2.nms_rotated(nb, ns, args.nms_threshold), args.repeat, device)
+    if d2c and d2c["nms_rotated"]:
+        t_d2, _ = timeit(lambda: d2c["nms_rotated"](nb, ns, args.nms_threshold), args.repeat, device)
     rows.append((f"rotated NMS {args.nms_boxes} @ {args.nms_threshold}", t_ours, t_base, t_d2))
 
     # --- RoIAlignRotated
@@ -195,11 +201,12 @@ def main(argv=None):
         lambda: ours.roi_align_rotated_backward(grad, r, scale, pooled, pooled, 1, 256, 200, 200, sr), args.repeat, device
     )
     d2_fwd = d2_bwd = None
-    if d2c is not None:
-        d2_fwd, _ = timeit(lambda: d2c.roi_align_rotated_forward(x, r, scale, pooled, pooled, sr), args.repeat, device)
-        d2_bwd, _ = timeit(
-            lambda: d2c.roi_align_rotated_backward(grad, r, scale, pooled, pooled, 1, 256, 200, 200, sr), args.repeat, device
-        )
+    if d2c and d2c["roi_align_rotated_forward"]:
+        fwd = d2c["roi_align_rotated_forward"]
+        d2_fwd, _ = timeit(lambda: fwd(x, r, scale, pooled, pooled, sr), args.repeat, device)
+    if d2c and d2c["roi_align_rotated_backward"]:
+        bwd = d2c["roi_align_rotated_backward"]
+        d2_bwd, _ = timeit(lambda: bwd(grad, r, scale, pooled, pooled, 1, 256, 200, 200, sr), args.repeat, device)
     rows.append((f"RoIAlignRotated fwd {args.rois} RoIs 7x7", t_fwd, None, d2_fwd))
     rows.append((f"RoIAlignRotated bwd {args.rois} RoIs 7x7", t_bwd, None, d2_bwd))
 
@@ -209,7 +216,11 @@ def main(argv=None):
           f"median of {args.repeat} runs")
     if shapely is not None:
         print(f"baseline: shapely {shapely.__version__} STRtree + vectorized areas (CPU)")
-    print(f"detectron2 compiled _C: {'timed' if d2c is not None else 'not installed (fasttcm supplies detectron2._C)'}")
+    if d2c is None:
+        print("detectron2 compiled ops: not installed (fasttcm supplies detectron2._C)")
+    else:
+        found = ", ".join(f"{n} ({origin(n, fn)})" if fn is not None else f"{n} (missing)" for n, fn in d2c.items())
+        print(f"detectron2 compiled ops, timed: {found}")
     if hasattr(os, "getloadavg") and device.type == "cpu":
         load, cores = os.getloadavg()[0], os.cpu_count() or 1
         print(f"load average (1 min) {load:.2f} on {cores} cores")

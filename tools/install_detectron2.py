@@ -3,13 +3,24 @@
 
 1. A detectron2 whose compiled ops (``detectron2._C`` as a shared library) are importable is kept as it is.
 2. Otherwise the PyPI sdist ``pb1-detectron2==0.6`` (byte-identical Python files to detectron2's v0.6 tag, but no
-   C++/CUDA sources) is fetched, verified against a pinned sha256, and only its ``detectron2/`` package is copied
-   into site-packages, with a ``detectron2-0.6.dist-info`` so pip can list and uninstall it. No extension is built
-   and no other top-level folder of the sdist (it also packs ``tools/``) lands in site-packages. A small
-   ``detectron2/_C.py`` is written that loads fasttcm's PyTorch implementations of the ops.
+   C++/CUDA sources) is fetched, verified against a pinned sha256 and installed the way detectron2's own setup.py
+   lays it out, without building anything:
+   - its ``detectron2/`` package (model-zoo configs included);
+   - the three projects detectron2's setup installs under ``detectron2.projects``: ``projects/PointRend/point_rend``
+     as ``detectron2.projects.point_rend``, ``projects/DeepLab/deeplab`` as ``.deeplab`` and
+     ``projects/Panoptic-DeepLab/panoptic_deeplab`` as ``.panoptic_deeplab``;
+   - a ``detectron2-0.6.dist-info`` so pip can list and uninstall it.
+   No other top-level folder of the sdist (it also packs ``tools/``) lands in site-packages. Two files differ from
+   the sdist: a small ``detectron2/_C.py`` is written that loads fasttcm's PyTorch implementations of the ops, and
+   ``detectron2/export/__init__.py`` is replaced by :data:`EXPORT_INIT` so that ``TracingAdapter``,
+   ``scripting_with_instances`` and ``dump_torchscript_IR`` import on torch 2 (detectron2 0.6 imported its Caffe2
+   export API first, and torch 2 has no ``caffe2``); the Caffe2 API loads where ``caffe2`` is importable.
+   docs/DETECTRON2.md states both.
 
-Idempotent: a second run with nothing to do takes well under a second. Offline: pass ``--sdist PATH`` (or set
+Idempotent: a second run with nothing to do takes well under a second; an installation made by an older version
+of this script (its marker names an older layout) is replaced. Offline: pass ``--sdist PATH`` (or set
 ``FASTTCM_DETECTRON2_SDIST``) to a local copy of the tarball; downloads are cached in ``~/.cache/fasttcm``.
+``--target DIR`` installs into DIR instead of this Python's site-packages (tests use it).
 """
 import argparse
 import hashlib
@@ -30,6 +41,47 @@ SDIST_VERSION = "0.6"
 SDIST_FILE = f"{SDIST_NAME}-{SDIST_VERSION}.tar.gz"
 SDIST_SHA256 = "5d2e9e51e523ec72f6a31cca04b0a515492e9514b773a3d134cedc0677170b29"
 MARKER = ".fasttcm-sdist-sha256"
+# What this script installs from the sdist; bump it when that changes, so older installations are replaced.
+# 1: detectron2/ and _C.py. 2: + detectron2.projects.*, patched detectron2/export/__init__.py.
+LAYOUT = 2
+# sdist folder -> package folder, as detectron2 0.6's setup.py maps them (its package_dir for detectron2.projects)
+PROJECTS = {
+    "projects/PointRend/point_rend": "detectron2/projects/point_rend",
+    "projects/DeepLab/deeplab": "detectron2/projects/deeplab",
+    "projects/Panoptic-DeepLab/panoptic_deeplab": "detectron2/projects/panoptic_deeplab",
+}
+EXPORT_INIT_PATH = "detectron2/export/__init__.py"
+EXPORT_INIT_ORIGINAL_SHA256 = "09f9d02c88da83a6866cdde3bd78cceffe0b4eeaabc9987ce1b30bdd02a68311"
+EXPORT_INIT = '''# -*- coding: utf-8 -*-
+# Replaced by fasttcm's tools/install_detectron2.py (see fasttcm's docs/DETECTRON2.md). detectron2 0.6's version
+# imported the Caffe2 export API (.api) first, which needs the `caffe2` package that torch 2 no longer has, so
+# nothing here could be imported. The TorchScript exports need no caffe2 and always load; the Caffe2 API loads
+# when caffe2 is importable, and otherwise asking for one of its names raises an ImportError that says why.
+
+from .flatten import TracingAdapter
+from .torchscript import scripting_with_instances, dump_torchscript_IR
+
+_CAFFE2_API = ("add_export_config", "export_caffe2_model", "Caffe2Model", "export_onnx_model", "Caffe2Tracer")
+
+try:
+    from .api import *
+except ImportError as _missing:
+    if (_missing.name or "").split(".")[0] != "caffe2":
+        raise
+    _CAFFE2_ERROR = str(_missing)
+
+    def __getattr__(name):
+        if name in _CAFFE2_API:
+            raise ImportError(
+                f"detectron2.export.{name} is part of detectron2's Caffe2 export, which needs caffe2 "
+                f"({_CAFFE2_ERROR}); torch 2 no longer includes it. TracingAdapter, scripting_with_instances and "
+                "dump_torchscript_IR work without it.",
+                name="caffe2",
+            )
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+__all__ = [k for k in globals().keys() if not k.startswith("_")]
+'''
 
 SHIM = '''"""detectron2._C supplied by fasttcm: this detectron2 was installed without compiled ops.
 
@@ -66,17 +118,30 @@ def site_packages() -> Path:
     return Path(sysconfig.get_paths()["purelib"])
 
 
-def compiled_detectron2():
-    """Return the path of a compiled ``detectron2._C`` shared library, or None."""
+def marker_text() -> str:
+    return f"{SDIST_SHA256}\nlayout {LAYOUT}\n"
+
+
+def detectron2_folders(target=None):
+    """Folders of the ``detectron2`` package that this run is about: ``target/detectron2`` with ``--target``,
+    else wherever this Python imports detectron2 from (site-packages or a source checkout)."""
+    if target is not None:
+        pkg = Path(target) / "detectron2"
+        return [pkg] if pkg.is_dir() else []
     spec = importlib.util.find_spec("detectron2")
     if spec is None or not spec.submodule_search_locations:
-        return None
-    for folder in spec.submodule_search_locations:
+        return []
+    return [Path(f) for f in spec.submodule_search_locations]
+
+
+def compiled_detectron2(target=None):
+    """Return the path of a compiled ``detectron2._C`` shared library, or None."""
+    for folder in detectron2_folders(target):
         for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-            cand = Path(folder) / f"_C{suffix}"
+            cand = folder / f"_C{suffix}"
             if cand.exists():
                 return cand
-        for cand in Path(folder).glob("_C*.so"):
+        for cand in folder.glob("_C*.so"):
             return cand
     return None
 
@@ -125,6 +190,23 @@ def find_sdist(explicit) -> Path:
     return download_sdist(cached)
 
 
+def patch_export_init(pkg: Path) -> bool:
+    """Replace ``detectron2/export/__init__.py`` under ``pkg``'s parent by :data:`EXPORT_INIT`. Returns True when it
+    changed the file, False when it was already patched; refuses a file that is neither detectron2 0.6's nor ours."""
+    path = pkg.parent / EXPORT_INIT_PATH
+    data = path.read_bytes()
+    if data == EXPORT_INIT.encode("utf-8"):
+        return False
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != EXPORT_INIT_ORIGINAL_SHA256:
+        raise SystemExit(
+            f"error: {path} is not detectron2 0.6's (sha256 {digest}, expected {EXPORT_INIT_ORIGINAL_SHA256}); "
+            "refusing to patch it"
+        )
+    path.write_text(EXPORT_INIT, encoding="utf-8")
+    return True
+
+
 def install_from_sdist(sdist: Path, target: Path):
     digest = sha256(sdist)
     if digest != SDIST_SHA256:
@@ -132,28 +214,44 @@ def install_from_sdist(sdist: Path, target: Path):
             f"error: {sdist} has sha256 {digest}, expected {SDIST_SHA256}; refusing to install an unverified detectron2"
         )
     log(f"sha256 verified ({digest[:16]}...)")
-    prefix = f"{SDIST_NAME}-{SDIST_VERSION}/detectron2/"
+    root = f"{SDIST_NAME}-{SDIST_VERSION}/"
+    # sdist folder -> installed folder: the package itself and detectron2's three in-package projects
+    layout = {"detectron2": "detectron2", **PROJECTS}
     pkg = target / "detectron2"
     if pkg.exists():
         shutil.rmtree(pkg)
-    files = []
+    files, found = [], set()
     with tarfile.open(sdist, "r:gz") as tar:
         for member in tar.getmembers():
-            if not member.name.startswith(prefix) or not member.isfile():
+            if not member.isfile() or not member.name.startswith(root):
                 continue
-            rel = member.name[len(prefix):]
+            name = member.name[len(root):]
+            src = next((k for k in layout if name.startswith(k + "/")), None)
+            if src is None:
+                continue
+            rel = name[len(src) + 1:]
             if ".." in Path(rel).parts or rel.startswith("/"):
                 raise SystemExit(f"error: unsafe path {member.name} in {sdist}")
-            out = pkg / rel
+            found.add(src)
+            out = target / layout[src] / rel
             out.parent.mkdir(parents=True, exist_ok=True)
-            with tar.extractfile(member) as src, open(out, "wb") as dst:
-                shutil.copyfileobj(src, dst)
+            with tar.extractfile(member) as fsrc, open(out, "wb") as dst:
+                shutil.copyfileobj(fsrc, dst)
             files.append(out)
+    missing = sorted(set(layout) - found)
+    if missing:
+        raise SystemExit(f"error: {sdist} has no {', '.join(missing)} folder")
+    patch_export_init(pkg)
     (pkg / "_C.py").write_text(SHIM)
-    (pkg / MARKER).write_text(SDIST_SHA256 + "\n")
-    files += [pkg / "_C.py", pkg / MARKER]
-    write_dist_info(target, files)
-    log(f"installed detectron2 {SDIST_VERSION} Python sources ({len(files)} files) into {pkg} without compiled ops")
+    files.append(pkg / "_C.py")
+    write_dist_info(target, files + [pkg / MARKER])
+    # the marker last: an interrupted run leaves no marker, so the next run installs again
+    (pkg / MARKER).write_text(marker_text())
+    n_proj = sum(1 for f in files if any(f.is_relative_to(target / d) for d in PROJECTS.values()))
+    log(
+        f"installed detectron2 {SDIST_VERSION} Python sources ({len(files)} files, {n_proj} of them the "
+        f"detectron2.projects packages) into {pkg} without compiled ops; patched {EXPORT_INIT_PATH} for torch 2"
+    )
 
 
 def write_dist_info(target: Path, files):
@@ -177,22 +275,30 @@ def main(argv=None):
     parser.add_argument("--sdist", default=os.environ.get("FASTTCM_DETECTRON2_SDIST"),
                         help="local path of pb1-detectron2-0.6.tar.gz (default: download from the package index)")
     parser.add_argument("--force", action="store_true", help="reinstall the sdist even when it is already installed")
+    parser.add_argument("--target", default=None,
+                        help="install into this folder instead of this Python's site-packages (default: site-packages)")
     args = parser.parse_args(argv)
 
-    so = compiled_detectron2()
+    target = Path(args.target).resolve() if args.target else site_packages()
+    so = compiled_detectron2(args.target and target)
     if so is not None and not args.force:
         log(f"path 1: a compiled detectron2 is installed ({so}); keeping it")
         return 0
-    target = site_packages()
     marker = target / "detectron2" / MARKER
-    if not args.force and marker.is_file() and marker.read_text().strip() == SDIST_SHA256:
+    current = marker.read_text() if marker.is_file() else None
+    if not args.force and current == marker_text():
         log(f"path 2: detectron2 {SDIST_VERSION} from the verified sdist is already installed in {target}")
         return 0
-    if importlib.util.find_spec("detectron2") is not None and not marker.is_file() and not args.force:
+    present = (target / "detectron2").is_dir() if args.target else importlib.util.find_spec("detectron2") is not None
+    if present and current is None and not args.force:
         raise SystemExit(
             "error: a detectron2 without compiled ops and not installed by fasttcm is present; uninstall it "
             "(pip uninstall detectron2) or rerun with --force to replace it"
         )
+    if current is not None and current != marker_text() and not args.force:
+        lines = current.split("\n")
+        old = lines[1] if len(lines) > 1 and lines[1].startswith("layout ") else "layout 1"
+        log(f"path 2: replacing the copy installed by an older fasttcm ({old}; now layout {LAYOUT})")
     install_from_sdist(find_sdist(args.sdist), target)
     log("path 2: detectron2 from the verified pb1-detectron2 sdist; fasttcm supplies detectron2._C")
     return 0

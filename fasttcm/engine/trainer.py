@@ -33,7 +33,8 @@ def build_evaluator_for_dataset(cfg, dataset_name, output_folder=None):
     """Pick the evaluator from ``MetadataCatalog.get(dataset_name).evaluator_type``.
 
     ``icdar15``/``totaltext``/``ctw1500`` -> ``TextDetEvaluator``; ``dota`` -> ``DOTAEvaluator``; ``coco`` ->
-    Detectron2's ``COCOEvaluator`` on its pure-pycocotools path (``use_fast_impl=False``: no compiled ops needed).
+    Detectron2's ``COCOEvaluator`` with its defaults (its fast path runs on fasttcm's numpy ``COCOeval`` ops when
+    detectron2 has no compiled extension).
     Artefacts go to ``OUTPUT_DIR/inference/<dataset>/``.
     """
     if output_folder is None:
@@ -50,7 +51,7 @@ def build_evaluator_for_dataset(cfg, dataset_name, output_folder=None):
 
         return DOTAEvaluator(dataset_name, output_dir=output_folder)
     if evaluator_type == "coco":
-        return COCOEvaluator(dataset_name, output_dir=output_folder, use_fast_impl=False)
+        return COCOEvaluator(dataset_name, output_dir=output_folder)
     raise ValueError(
         f"dataset {dataset_name!r} has evaluator_type={evaluator_type!r}; fasttcm knows "
         "'icdar15', 'totaltext', 'ctw1500', 'dota' and 'coco'. Set it in the dataset's MetadataCatalog entry."

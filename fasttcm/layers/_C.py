@@ -3,7 +3,7 @@
 Detectron2 v0.6 imports ``detectron2._C`` at module level for rotated IoU, rotated NMS, RoIAlignRotated and
 deformable convolution. When detectron2 is installed without its compiled extension, this module stands in for
 it: ``tools/install_detectron2.py`` writes a ``detectron2/_C.py`` that loads this file *by path* as
-``fasttcm.layers._C``, and ``fasttcm`` calls :func:`install_as_detectron2_C` on import. A compiled detectron2,
+``fasttcm.layers._C``, and importing :mod:`fasttcm.layers` calls :func:`install_as_detectron2_C`. A compiled detectron2,
 when present, always wins.
 
 This file must stay self-contained: it imports only the standard library, numpy, torch and torchvision (never
@@ -15,15 +15,23 @@ absolute pixels, ``angle`` in degrees, counter-clockwise as seen on an image who
 Ops provided (same names and call signatures as detectron2 v0.6's ``_C``):
 
 * :func:`box_iou_rotated` -- exact pairwise IoU of rotated boxes (float64 geometry, pruned candidate pairs).
-* :func:`nms_rotated` -- greedy rotated NMS, also registered as ``torch.ops.detectron2.nms_rotated``.
+* :func:`nms_rotated` -- greedy rotated NMS.
 * :func:`roi_align_rotated_forward` / :func:`roi_align_rotated_backward` -- RoIAlignRotated.
 * ``deform_conv_forward/backward_input/backward_filter``, ``modulated_deform_conv_forward/backward`` -- through
   ``torchvision.ops.deform_conv2d``.
+* ``COCOevalEvaluateImages``, ``COCOevalAccumulate``, ``InstanceAnnotation``, ``ImageEvaluation`` -- detectron2's
+  fast COCO evaluation, in numpy (``fasttcm/layers/_coco_eval.py``), same numbers as pycocotools.
 * :func:`get_compiler_version`, :func:`get_cuda_version`, :func:`has_cuda` for ``collect_env``.
 
-Anything else (notably detectron2's fast COCO evaluation: ``COCOevalEvaluateImages``, ``COCOevalAccumulate``,
-``InstanceAnnotation``, ``ImageEvaluation``) raises :class:`MissingCompiledOpError`, which is both an
-``AttributeError`` and a ``NotImplementedError`` and says what to do.
+When fasttcm supplies ``_C``, the rotated ops are also registered as ``torch.ops.detectron2.<name>`` (see
+:data:`TORCH_OPS`; detectron2 0.6 calls ``nms_rotated`` there, its main branch all four). :func:`compiled_op` finds a
+compiled detectron2's op on either layout.
+
+Bad input raises :class:`OpInputError`, which is a ``ValueError`` and a ``RuntimeError`` (what detectron2's
+compiled ops raise), with :class:`OpInputTypeError` (also a ``TypeError``) for arguments of the wrong Python type
+and :class:`NonFiniteInputError` (also a ``FloatingPointError``) for NaN or infinite values. Where these semantics
+differ from detectron2's kernels, and why, is tabled in ``docs/DETECTRON2.md``. Any other ``_C`` attribute raises
+:class:`MissingCompiledOpError`, which is both an ``AttributeError`` and a ``NotImplementedError``.
 """
 import importlib
 import importlib.machinery
@@ -53,7 +61,16 @@ __all__ = [
     "get_compiler_version",
     "get_cuda_version",
     "has_cuda",
+    "COCOevalEvaluateImages",
+    "COCOevalAccumulate",
+    "InstanceAnnotation",
+    "ImageEvaluation",
     "install_as_detectron2_C",
+    "compiled_op",
+    "TORCH_OPS",
+    "OpInputError",
+    "OpInputTypeError",
+    "NonFiniteInputError",
     "MissingCompiledOpError",
 ]
 
@@ -72,6 +89,22 @@ _ROI_SAMPLE_CHUNK = 1 << 20
 # ----------------------------------------------------------------------------------------------------------------
 # input checking
 # ----------------------------------------------------------------------------------------------------------------
+class OpInputError(ValueError, RuntimeError):
+    """Bad input to one of these ops: a ``ValueError`` (fasttcm's convention) and a ``RuntimeError``, which is what
+    detectron2's compiled ops raise for bad input (their ``TORCH_CHECK``s), so code written against either catches
+    it. The message names the argument and says what was expected."""
+
+
+class OpInputTypeError(OpInputError, TypeError):
+    """An argument of the wrong Python type (not a tensor, not a number): also a ``TypeError``, as detectron2's
+    compiled ops raise through pybind11 for such calls."""
+
+
+class NonFiniteInputError(OpInputError, FloatingPointError):
+    """NaN or infinite boxes, scores or RoIs: also a ``FloatingPointError``, the error detectron2 raises when
+    training diverges ("Predicted boxes or scores contain Inf/NaN")."""
+
+
 def _describe(t):
     if not isinstance(t, torch.Tensor):
         return f"a {type(t).__name__}"
@@ -80,14 +113,14 @@ def _describe(t):
 
 def _check_tensor(name, t, ndim=None, last=None, floating=True):
     if not isinstance(t, torch.Tensor):
-        raise ValueError(f"{name}: expected a torch.Tensor, got {_describe(t)}")
+        raise OpInputTypeError(f"{name}: expected a torch.Tensor, got {_describe(t)}")
     if ndim is not None and t.dim() != ndim:
         shape = {1: "(N,)", 2: f"(N, {last})", 4: "(N, C, H, W)"}.get(ndim, f"{ndim}-D")
-        raise ValueError(f"{name}: expected shape {shape}, got {_describe(t)}")
+        raise OpInputError(f"{name}: expected shape {shape}, got {_describe(t)}")
     if last is not None and t.shape[-1] != last:
-        raise ValueError(f"{name}: expected shape (N, {last}), got {_describe(t)}")
+        raise OpInputError(f"{name}: expected shape (N, {last}), got {_describe(t)}")
     if floating and not t.is_floating_point():
-        raise ValueError(f"{name}: expected a floating-point tensor, got {_describe(t)}")
+        raise OpInputError(f"{name}: expected a floating-point tensor, got {_describe(t)}")
 
 
 def _check_finite(name, t):
@@ -96,36 +129,36 @@ def _check_finite(name, t):
             what = f"{int((~torch.isfinite(t)).any(dim=-1).sum())} of {t.shape[0]} rows"
         else:
             what = f"{int((~torch.isfinite(t)).sum())} of {t.numel()} entries"
-        raise ValueError(f"{name}: contains NaN or infinite values ({what}); expected finite numbers")
+        raise NonFiniteInputError(f"{name}: contains NaN or infinite values ({what}); expected finite numbers")
 
 
 def _check_same_device(**tensors):
     devs = {name: t.device for name, t in tensors.items()}
     if len(set(devs.values())) > 1:
         listing = ", ".join(f"{n} on {d}" for n, d in devs.items())
-        raise ValueError(f"expected all tensors on the same device, got {listing}")
+        raise OpInputError(f"expected all tensors on the same device, got {listing}")
 
 
 def _as_float(name, value):
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
-            raise ValueError(f"{name}: expected a number, got {_describe(value)}")
+            raise OpInputTypeError(f"{name}: expected a number, got {_describe(value)}")
         value = value.item()
     try:
         value = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected a number, got {value!r}") from None
+        raise OpInputTypeError(f"{name}: expected a number, got {value!r}") from None
     if math.isnan(value):
-        raise ValueError(f"{name}: expected a number, got NaN")
+        raise OpInputError(f"{name}: expected a number, got NaN")
     return value
 
 
 def _as_int(name, value, minimum=None):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name}: expected an int, got {value!r}")
+        raise OpInputTypeError(f"{name}: expected an int, got {value!r}")
     value = int(value)
     if minimum is not None and value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
+        raise OpInputError(f"{name}: expected an int >= {minimum}, got {value}")
     return value
 
 
@@ -351,8 +384,18 @@ def _sweep_pairs(box1, box2, same):
         yield i[keep], j[keep]
 
 
-def _positive(b):
-    return (b[:, 2] > 0) & (b[:, 3] > 0)
+# Detectron2's kernels give IoU 0 to a box whose area w * h is below this (pixels squared).
+_MIN_AREA = 1e-14
+
+
+def _valid_boxes(b):
+    """Boxes ``b`` (K, 5) float64 that take part in IoU: area ``w * h >= 1e-14``, as in detectron2's kernels. Returns
+    ``(mask, boxes)``: ``boxes`` has ``|w|, |h|``, so ``(-w, -h, a)``, whose corners are those of ``(w, h, a)``, is
+    that box; a box with one negative side has a negative area and is not valid."""
+    valid = b[:, 2] * b[:, 3] >= _MIN_AREA
+    if bool((b[:, 2:4] < 0).any()):
+        b = torch.cat([b[:, :2], b[:, 2:4].abs(), b[:, 4:]], 1)
+    return valid, b
 
 
 def box_iou_rotated(boxes1, boxes2):
@@ -361,9 +404,13 @@ def box_iou_rotated(boxes1, boxes2):
     Args:
         boxes1 (Tensor[N, 5]), boxes2 (Tensor[M, 5]): ``(cx, cy, w, h, angle_degrees)``, floating point, same device.
     Returns:
-        Tensor[N, M] of IoU in [0, 1], dtype of the inputs (promoted if they differ). A box with zero (or negative)
-        width or height has IoU 0 with everything. Geometry is computed in float64; exact to ~1e-12 against a
-        polygon clipper.
+        Tensor[N, M] of IoU in [0, 1], dtype of the inputs (promoted if they differ). As in detectron2's kernels, a
+        box whose area ``w * h`` is below 1e-14 (zero or one negative side included) has IoU 0 with everything,
+        and a box with both sides negative is the box ``(|w|, |h|)`` (same corners). Geometry is computed in
+        float64; exact to ~1e-12 against a polygon clipper, so equal geometry gives exactly equal IoUs.
+    Raises:
+        OpInputError (a ValueError and a RuntimeError) for bad shapes, dtypes or devices; NonFiniteInputError
+        for NaN or infinite coordinates.
     """
     _check_tensor("boxes1", boxes1, ndim=2, last=5)
     _check_tensor("boxes2", boxes2, ndim=2, last=5)
@@ -376,10 +423,10 @@ def box_iou_rotated(boxes1, boxes2):
     if n == 0 or m == 0:
         return torch.zeros((n, m), dtype=out_dtype, device=dev)
     with torch.no_grad():
-        b1 = boxes1.detach().to(torch.float64)
-        b2 = boxes2.detach().to(torch.float64)
-        idx1 = torch.nonzero(_positive(b1)).squeeze(1)
-        idx2 = torch.nonzero(_positive(b2)).squeeze(1)
+        ok1, b1 = _valid_boxes(boxes1.detach().to(torch.float64))
+        ok2, b2 = _valid_boxes(boxes2.detach().to(torch.float64))
+        idx1 = torch.nonzero(ok1).squeeze(1)
+        idx2 = torch.nonzero(ok2).squeeze(1)
         out = torch.zeros((n, m), dtype=out_dtype, device=dev)
         if idx1.numel() and idx2.numel():
             c1, c2 = b1[idx1], b2[idx2]
@@ -411,14 +458,14 @@ def _nms(boxes, scores, iou_threshold, idxs=None):
     _check_tensor("boxes", boxes, ndim=2, last=5)
     _check_tensor("scores", scores, ndim=1)
     if scores.shape[0] != boxes.shape[0]:
-        raise ValueError(f"scores: expected shape ({boxes.shape[0]},) to match boxes, got {_describe(scores)}")
+        raise OpInputError(f"scores: expected shape ({boxes.shape[0]},) to match boxes, got {_describe(scores)}")
     tensors = {"boxes": boxes, "scores": scores}
     if idxs is not None:
         _check_tensor("idxs", idxs, ndim=1, floating=False)
         if idxs.shape[0] != boxes.shape[0]:
-            raise ValueError(f"idxs: expected shape ({boxes.shape[0]},) to match boxes, got {_describe(idxs)}")
+            raise OpInputError(f"idxs: expected shape ({boxes.shape[0]},) to match boxes, got {_describe(idxs)}")
         if idxs.is_floating_point() or idxs.is_complex() or idxs.dtype == torch.bool:
-            raise ValueError(f"idxs: expected an integer tensor of category indices, got {_describe(idxs)}")
+            raise OpInputError(f"idxs: expected an integer tensor of category indices, got {_describe(idxs)}")
         tensors["idxs"] = idxs
     _check_same_device(**tensors)
     _check_finite("boxes", boxes)
@@ -434,7 +481,7 @@ def _nms(boxes, scores, iou_threshold, idxs=None):
             return order
         if thr < 0.0 and idxs is None:  # every IoU (>= 0) exceeds it: the best box suppresses all others
             return order[:1]
-        b = boxes.detach().to(torch.float64)[order]
+        ok, b = _valid_boxes(boxes.detach().to(torch.float64)[order])
         cls = idxs[order] if idxs is not None else None
         if thr < 0.0:  # per class, only the best box of each class survives
             _, inv = torch.unique(cls, return_inverse=True)
@@ -442,7 +489,7 @@ def _nms(boxes, scores, iou_threshold, idxs=None):
             seen.scatter_reduce_(0, inv, torch.arange(n, device=dev), reduce="amin")
             first = seen[inv] == torch.arange(n, device=dev)
             return order[first]
-        valid = torch.nonzero(_positive(b)).squeeze(1)
+        valid = torch.nonzero(ok).squeeze(1)
         bv = b[valid]
         i, j = _candidate_pairs(bv)
         i, j = valid[i], valid[j]
@@ -501,12 +548,12 @@ def _check_rois(rois, batch):
         r = rois.detach()
         bidx = r[:, 0]
         if bool((bidx != torch.trunc(bidx)).any()) or bool((bidx < 0).any()) or bool((bidx >= batch).any()):
-            raise ValueError(
+            raise OpInputError(
                 f"rois[:, 0]: expected integer batch indices in [0, {batch}), got values in "
                 f"[{float(bidx.min())}, {float(bidx.max())}]"
             )
         if bool((r[:, 3:5] < 0).any()):
-            raise ValueError("rois[:, 3:5]: expected non-negative widths and heights (detectron2 asserts this too)")
+            raise OpInputError("rois[:, 3:5]: expected non-negative widths and heights (detectron2 asserts this too)")
 
 
 def _roi_chunks(rois, spatial_scale, pooled_h, pooled_w, sampling_ratio):
@@ -619,7 +666,7 @@ def _compute_dtype(dtype):
 def _check_roi_args(spatial_scale, pooled_h, pooled_w, sampling_ratio):
     spatial_scale = _as_float("spatial_scale", spatial_scale)
     if not spatial_scale > 0 or math.isinf(spatial_scale):
-        raise ValueError(f"spatial_scale: expected a positive finite number, got {spatial_scale}")
+        raise OpInputError(f"spatial_scale: expected a positive finite number, got {spatial_scale}")
     pooled_h = _as_int("pooled_height", pooled_h, minimum=1)
     pooled_w = _as_int("pooled_width", pooled_w, minimum=1)
     sampling_ratio = _as_int("sampling_ratio", sampling_ratio)
@@ -685,7 +732,7 @@ def roi_align_rotated_backward(
     spatial_scale, ph, pw, sr = _check_roi_args(spatial_scale, pooled_height, pooled_width, sampling_ratio)
     nroi = rois.shape[0]
     if tuple(grad.shape) != (nroi, ch, ph, pw):
-        raise ValueError(f"grad: expected shape {(nroi, ch, ph, pw)}, got {_describe(grad)}")
+        raise OpInputError(f"grad: expected shape {(nroi, ch, ph, pw)}, got {_describe(grad)}")
     cdt = _compute_dtype(grad.dtype)
     acc = torch.zeros((n * h * w, ch), dtype=cdt, device=grad.device)
     if nroi and ch and h and w:
@@ -723,19 +770,19 @@ def _deform_check(input, weight, offset, mask, kh, kw, group, deformable_group, 
         tensors["bias"] = bias
     _check_same_device(**tensors)
     if tuple(weight.shape[2:]) != (kh, kw):
-        raise ValueError(f"weight: expected kernel size ({kh}, {kw}), got {_describe(weight)}")
+        raise OpInputError(f"weight: expected kernel size ({kh}, {kw}), got {_describe(weight)}")
     if input.shape[1] != weight.shape[1] * group:
-        raise ValueError(
+        raise OpInputError(
             f"weight: expected {input.shape[1] // max(group, 1)} input channels per group "
             f"({input.shape[1]} channels, {group} groups), got {_describe(weight)}"
         )
     if offset.shape[1] != 2 * deformable_group * kh * kw:
-        raise ValueError(
+        raise OpInputError(
             f"offset: expected {2 * deformable_group * kh * kw} channels (2 x {deformable_group} deformable groups "
             f"x {kh} x {kw}), got {_describe(offset)}"
         )
     if mask is not None and mask.shape[1] != deformable_group * kh * kw:
-        raise ValueError(f"mask: expected {deformable_group * kh * kw} channels, got {_describe(mask)}")
+        raise OpInputError(f"mask: expected {deformable_group * kh * kw} channels, got {_describe(mask)}")
 
 
 def _deform(input, offset, weight, bias, mask, dh, dw, ph, pw, dilh, dilw):
@@ -747,7 +794,7 @@ def _deform(input, offset, weight, bias, mask, dh, dw, ph, pw, dilh, dilw):
 def _write(dst, value, name, accumulate):
     if tuple(dst.shape) != tuple(value.shape):
         if accumulate and dst.numel():
-            raise ValueError(f"{name}: expected shape {tuple(value.shape)}, got {_describe(dst)}")
+            raise OpInputError(f"{name}: expected shape {tuple(value.shape)}, got {_describe(dst)}")
         dst.resize_(value.shape).zero_()
     if accumulate:
         dst.add_(value.to(dst.dtype))
@@ -781,7 +828,7 @@ def _deform_grads(input, offset, weight, bias, mask, grad_output, dh, dw, ph, pw
             dilh, dilw,
         )
         if tuple(grad_output.shape) != tuple(out.shape):
-            raise ValueError(f"grad_output: expected shape {tuple(out.shape)}, got {_describe(grad_output)}")
+            raise OpInputError(f"grad_output: expected shape {tuple(out.shape)}, got {_describe(grad_output)}")
         names = [k for k in want if leaves.get(k) is not None]
         grads = torch.autograd.grad(out, [leaves[k] for k in names], grad_output.to(out.dtype), allow_unused=True)
     return {k: (g if g is not None else torch.zeros_like(leaves[k])) for k, g in zip(names, grads)}
@@ -866,6 +913,31 @@ def has_cuda():
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# detectron2's fast COCO evaluation (numpy, fasttcm/layers/_coco_eval.py, loaded by path like this file)
+# ----------------------------------------------------------------------------------------------------------------
+def _load_sibling(stem):
+    name = f"fasttcm.layers.{stem}"
+    mod = sys.modules.get(name)
+    if mod is None:
+        spec = importlib.util.spec_from_file_location(name, os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{stem}.py"))
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        try:
+            spec.loader.exec_module(mod)
+        except BaseException:
+            del sys.modules[name]
+            raise
+    return mod
+
+
+_coco_eval = _load_sibling("_coco_eval")
+InstanceAnnotation = _coco_eval.InstanceAnnotation
+ImageEvaluation = _coco_eval.ImageEvaluation
+COCOevalEvaluateImages = _coco_eval.COCOevalEvaluateImages
+COCOevalAccumulate = _coco_eval.COCOevalAccumulate
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # missing ops
 # ----------------------------------------------------------------------------------------------------------------
 class MissingCompiledOpError(AttributeError, NotImplementedError):
@@ -873,29 +945,21 @@ class MissingCompiledOpError(AttributeError, NotImplementedError):
     ``getattr(_C, name, default)`` behave, and a NotImplementedError)."""
 
 
-_COCO_EVAL = {"COCOevalEvaluateImages", "COCOevalAccumulate", "InstanceAnnotation", "ImageEvaluation"}
-
-
 def __getattr__(name):
     if name.startswith("__") and name.endswith("__"):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    if name in _COCO_EVAL:
-        hint = (
-            "it belongs to detectron2's compiled fast COCO evaluation: pass use_fast_impl=False to COCOEvaluator, "
-            "or install a compiled detectron2"
-        )
-    else:
-        hint = "fasttcm implements only rotated IoU/NMS, RoIAlignRotated and deformable convolution; install a compiled detectron2 for it"
     raise MissingCompiledOpError(
         f"detectron2._C.{name} is not available: detectron2 was installed without compiled ops and fasttcm's "
-        f"PyTorch stand-in does not provide it ({hint})."
+        "PyTorch stand-in does not provide it (fasttcm implements rotated IoU/NMS, RoIAlignRotated, deformable "
+        "convolution and the fast COCO evaluation; install a compiled detectron2 for it)."
     )
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# installation as detectron2._C and registration of torch.ops.detectron2.nms_rotated
+# installation as detectron2._C, torch.ops.detectron2.* registration, lookup of a compiled detectron2's ops
 # ----------------------------------------------------------------------------------------------------------------
-_LIBRARY = None  # keeps the torch.library registration alive
+_LIBRARIES = []  # keep the torch.library registrations alive
+_REGISTERED = set()  # torch.ops.detectron2 ops registered by this module
 
 
 def _compiled_detectron2_C():
@@ -928,37 +992,91 @@ def _detectron2_installed():
         return False
 
 
-def _torch_op_exists():
+def _torch_op(name, namespace=None):
+    """``torch.ops.detectron2.<name>`` (or ``namespace.<name>``), None when no library defines it."""
     try:
-        torch.ops.detectron2.nms_rotated
+        return getattr(torch.ops.detectron2 if namespace is None else namespace, name)
     except (AttributeError, RuntimeError):
-        return False
-    return True
+        return None
+
+
+def _torch_op_exists(name="nms_rotated"):
+    return _torch_op(name) is not None
 
 
 def _nms_rotated_op(dets, scores, iou_threshold):
     return nms_rotated(dets, scores, iou_threshold)
 
 
-def _register_torch_op():
-    """Register ``torch.ops.detectron2.nms_rotated`` unless some library already defines it."""
-    global _LIBRARY
-    if _torch_op_exists():
-        return False
+def _box_iou_rotated_op(boxes1, boxes2):
+    return box_iou_rotated(boxes1, boxes2)
+
+
+def _roi_align_rotated_forward_op(input, rois, spatial_scale, pooled_height, pooled_width, sampling_ratio):
+    return roi_align_rotated_forward(input, rois, spatial_scale, pooled_height, pooled_width, sampling_ratio)
+
+
+def _roi_align_rotated_backward_op(
+    grad, rois, spatial_scale, pooled_height, pooled_width, batch_size, channels, height, width, sampling_ratio
+):
+    return roi_align_rotated_backward(
+        grad, rois, spatial_scale, pooled_height, pooled_width, batch_size, channels, height, width, sampling_ratio
+    )
+
+
+# The ops compiled detectron2 registers as torch.ops.detectron2.*, with the schemas of its C++ signatures:
+# v0.6 registers nms_rotated; its main branch also box_iou_rotated and RoIAlignRotated (which it no longer exposes
+# as attributes of detectron2._C).
+TORCH_OPS = {
+    "nms_rotated": ("nms_rotated(Tensor dets, Tensor scores, float iou_threshold) -> Tensor", _nms_rotated_op),
+    "box_iou_rotated": ("box_iou_rotated(Tensor boxes1, Tensor boxes2) -> Tensor", _box_iou_rotated_op),
+    "roi_align_rotated_forward": (
+        "roi_align_rotated_forward(Tensor input, Tensor rois, float spatial_scale, int pooled_height, "
+        "int pooled_width, int sampling_ratio) -> Tensor",
+        _roi_align_rotated_forward_op,
+    ),
+    "roi_align_rotated_backward": (
+        "roi_align_rotated_backward(Tensor grad, Tensor rois, float spatial_scale, int pooled_height, "
+        "int pooled_width, int batch_size, int channels, int height, int width, int sampling_ratio) -> Tensor",
+        _roi_align_rotated_backward_op,
+    ),
+}
+
+
+def _register_torch_ops(names):
+    """Register each of ``names`` (keys of :data:`TORCH_OPS`) as ``torch.ops.detectron2.<name>`` unless some library
+    already defines it. Returns the names registered now."""
+    missing = [n for n in names if not _torch_op_exists(n)]
+    if not missing:
+        return []
     lib = torch.library.Library("detectron2", "FRAGMENT")
-    try:
-        lib.define("nms_rotated(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-    except RuntimeError:  # defined concurrently by another copy of this module
-        return False
-    lib.impl("nms_rotated", _nms_rotated_op, "CompositeImplicitAutograd")
-    _LIBRARY = lib
-    return True
+    done = []
+    for name in missing:
+        schema, fn = TORCH_OPS[name]
+        try:
+            lib.define(schema)
+        except RuntimeError:  # defined concurrently by another copy of this module
+            continue
+        lib.impl(name, fn, "CompositeImplicitAutograd")
+        done.append(name)
+    if done:
+        _LIBRARIES.append(lib)
+        _REGISTERED.update(done)
+    return done
+
+
+def _register_torch_op():
+    """Register ``torch.ops.detectron2.nms_rotated`` if missing (the only one detectron2 0.6's Python calls);
+    True when it was registered now."""
+    return bool(_register_torch_ops(["nms_rotated"]))
 
 
 def install_as_detectron2_C():
     """Make this module ``detectron2._C`` when detectron2 is installed without its compiled extension, and make sure
     ``torch.ops.detectron2.nms_rotated`` exists. A compiled detectron2 is never shadowed: its extension is loaded
-    (so it registers its own op) and ours is registered only if the op is still missing."""
+    (so it registers its own ops) and ours is registered only if ``nms_rotated`` is still missing. Without a
+    compiled extension all of :data:`TORCH_OPS` are registered, so a detectron2 whose Python calls them there (its
+    main branch) runs on fasttcm's ops too."""
     if _compiled_detectron2_C() is not None:
         try:
             importlib.import_module("detectron2._C")
@@ -967,12 +1085,43 @@ def install_as_detectron2_C():
                 f"detectron2 has a compiled _C extension that fails to import ({e}); detectron2.layers will not "
                 "import until it is rebuilt or removed (fasttcm then supplies detectron2._C)"
             )
-    elif _detectron2_installed() and "detectron2._C" not in sys.modules:
+        _register_torch_op()
+        return
+    if _detectron2_installed() and "detectron2._C" not in sys.modules:
         me = sys.modules.get(__name__) or sys.modules.get("fasttcm.layers._C")
         if me is not None:
             sys.modules["detectron2._C"] = me
-    _register_torch_op()
+    _register_torch_ops(list(TORCH_OPS))
+
+
+def find_op(name, c_module, ops_namespace, exclude=()):
+    """``c_module.<name>`` if it exists, else ``ops_namespace.<name>`` unless ``name`` is in ``exclude``, else None.
+
+    The lookup behind :func:`compiled_op`, separate so it can be tested with stand-ins for both installs: detectron2
+    0.6 exposes its ops as attributes of ``detectron2._C``; its main branch registers the rotated ones only as
+    ``torch.ops.detectron2.*``."""
+    fn = getattr(c_module, name, None) if c_module is not None else None
+    if fn is not None:
+        return fn
+    if name in exclude:
+        return None
+    return _torch_op(name, ops_namespace)
+
+
+def compiled_op(name):
+    """The compiled detectron2's implementation of op ``name`` (e.g. ``"box_iou_rotated"``), from ``detectron2._C``
+    or ``torch.ops.detectron2``, whichever holds it on the installed detectron2; None when detectron2 has no
+    compiled ``_C`` (fasttcm's ops are in use), when the extension fails to import, or when it lacks the op."""
+    if _compiled_detectron2_C() is None:
+        return None
+    try:
+        mod = importlib.import_module("detectron2._C")
+    except ImportError:
+        return None
+    if getattr(mod, "__fasttcm_ops__", False):
+        return None
+    return find_op(name, mod, torch.ops.detectron2, exclude=_REGISTERED)
 
 
 if _compiled_detectron2_C() is None:
-    _register_torch_op()
+    _register_torch_ops(list(TORCH_OPS))

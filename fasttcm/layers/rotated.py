@@ -22,12 +22,14 @@ def box_iou_rotated(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
         boxes2: Tensor[M, 5], same format and device.
 
     Returns:
-        Tensor[N, M] with values in [0, 1], in the inputs' dtype. Boxes with a zero width or height have IoU 0.
-        Exact: the polygons are clipped in float64 (agrees with shapely to ~1e-12); only pairs whose bounding
-        boxes overlap are clipped. Not differentiable.
+        Tensor[N, M] with values in [0, 1], in the inputs' dtype. As in detectron2's kernels, a box whose area
+        ``w * h`` is below 1e-14 (a zero or one negative side) has IoU 0, and one with both sides negative is the
+        box ``(|w|, |h|)``. Exact: the polygons are clipped in float64 (agrees with shapely to ~1e-12), so equal
+        geometry gives exactly equal IoUs; only pairs whose bounding boxes overlap are clipped. Not differentiable.
 
     Raises:
-        ValueError: wrong shapes, non-floating dtypes, different devices, NaN or infinite coordinates.
+        OpInputError (a ValueError and a RuntimeError): wrong shapes, non-floating dtypes, different devices;
+        NonFiniteInputError (also a FloatingPointError): NaN or infinite coordinates. See docs/DETECTRON2.md.
     """
     return _C.box_iou_rotated(boxes1, boxes2)
 
@@ -44,6 +46,9 @@ def nms_rotated(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float)
         int64 Tensor[K] of the kept indices, by decreasing score (equal scores: lower index first). Same set as
         brute-force greedy NMS with exact IoU (detectron2's CUDA kernel and torchvision use the same ``>``;
         detectron2's CPU kernel uses ``>=``, which differs only for IoU exactly equal to the threshold).
+
+    Raises:
+        OpInputError / NonFiniteInputError, as :func:`box_iou_rotated`.
     """
     return _C.nms_rotated(boxes, scores, iou_threshold)
 
