@@ -1,11 +1,61 @@
-"""Small file helpers shared by the dataset writers (synthetic sets, DOTA splitting): atomic writes, image sizes.
+"""File helpers shared by the dataset loaders and writers: image listing and sizes, atomic writes, folder locks.
 
 Atomic: a file is written under a temporary name beside its destination (keeping its extension, so writers that
 infer the format from the name still work) and renamed into place, so an interrupted run never leaves a partial
 file that a rerun would take as done.
 """
 import os
-from typing import Callable, Tuple
+from typing import Callable, Dict, NamedTuple
+
+#: file extensions read as images (lower case), by the dataset loaders, the DOTA splitter and the demo
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+_EXIF_ORIENTATION = 274
+
+
+class UnreadableImageError(OSError, ValueError):
+    """An image file that cannot be opened (an ``OSError`` and a ``ValueError``); the message names the file."""
+
+
+class ImageSize(NamedTuple):
+    """Size of an image as Detectron2's ``read_image`` returns it (pixels, after EXIF orientation)."""
+
+    height: int
+    width: int
+    exif_rotated: bool  # True when an EXIF orientation of 5-8 swapped the stored width and height
+
+
+def image_size(path: str) -> ImageSize:
+    """``(height, width, exif_rotated)`` from the image header (no decode), after EXIF orientation as
+    ``detectron2.data.detection_utils.read_image`` (and ``cv2.imread``) apply it: orientations 5-8 swap width
+    and height. Raises :class:`UnreadableImageError` naming the file when it cannot be opened."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            try:
+                orient = im.getexif().get(_EXIF_ORIENTATION)
+            except Exception:  # noqa: BLE001 - malformed EXIF: read_image ignores it too
+                orient = None
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise UnreadableImageError(f"{path}: unreadable image ({e})") from None
+    if orient in (5, 6, 7, 8):  # transposed on display: displayed height = stored width
+        return ImageSize(w, h, True)
+    return ImageSize(h, w, False)
+
+
+def list_images(folder: str) -> Dict[str, str]:
+    """``{stem: path}`` of the image files (:data:`IMAGE_EXTENSIONS`, any case) directly in ``folder``, sorted by
+    file name; temporary files of the atomic writers (``*.tmp<pid>.<ext>``) are skipped. Two images with the same
+    stem (``img_1.jpg`` and ``img_1.png``) raise ``ValueError`` naming both: which one was meant is unknowable."""
+    out: Dict[str, str] = {}
+    for fn in sorted(os.listdir(folder)):
+        stem, ext = os.path.splitext(fn)
+        if ext.lower() in IMAGE_EXTENSIONS and ".tmp" not in stem:
+            if stem in out:
+                raise ValueError(f"{folder}: two images named {stem} ({os.path.basename(out[stem])}, {fn})")
+            out[stem] = os.path.join(folder, fn)
+    return out
 
 
 def write_atomic(path: str, write: Callable[[str], None]) -> None:
@@ -24,17 +74,6 @@ def write_text_atomic(path: str, text: str) -> None:
             f.write(text)
 
     write_atomic(path, w)
-
-
-def image_size(path: str) -> Tuple[int, int]:
-    """``(width, height)`` read from the image header (no full decode); errors name the file."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            return im.size
-    except Exception as e:  # noqa: BLE001 - any decoder error: name the file
-        raise OSError(f"cannot read image {path}: {e}") from e
 
 
 class FolderLock:

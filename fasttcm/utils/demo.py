@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import tqdm
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+from ..data.fileio import IMAGE_EXTENSIONS
 
 
 def get_parser():
@@ -42,7 +42,7 @@ def expand_inputs(inputs):
     paths = []
     for item in inputs:
         if os.path.isdir(item):
-            paths += sorted(str(p) for p in Path(item).iterdir() if p.suffix.lower() in IMAGE_EXTS)
+            paths += sorted(str(p) for p in Path(item).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
         elif os.path.isfile(item):
             paths.append(item)
         else:

@@ -56,8 +56,7 @@ import numpy as np
 
 from ...structures.quads import quads_to_rboxes
 from ..dota.labels import DOTA_V1_CLASSES, DOTA_V15_CLASSES, parse_label_file
-from ..dota.split import find_images
-from ..fileio import image_size
+from ..fileio import image_size, list_images
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +147,7 @@ def load_dota_dataset(
     for idir, ldir in zip(img_dirs, lbl_dirs):
         if not os.path.isdir(idir):
             raise FileNotFoundError(f"{tag}: image folder {idir} does not exist")
-        images = find_images(idir)
+        images = list_images(idir)
         if ldir is not None:
             if not os.path.isdir(ldir):
                 raise FileNotFoundError(f"{tag}: label folder {ldir} does not exist")
@@ -183,7 +182,7 @@ def load_dota_dataset(
     per_class = np.zeros(len(classes), dtype=np.int64)
     for stem in stems:
         path, lpath = entries[stem]
-        w, h = image_size(path)
+        h, w, _ = image_size(path)
         rec = {"file_name": path, "height": h, "width": w, "image_id": stem}
         if lpath is not None:
             lf = parse_label_file(lpath, classes)

@@ -25,18 +25,16 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from ...structures.polygons import bbox_xywh, flatten, repair_polygon
+from ..fileio import image_size, list_images
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "TextInstance",
     "LoadStats",
-    "IMAGE_EXTENSIONS",
     "FORMATS",
-    "image_size",
     "load_gt_file",
     "load_text_dataset",
     "register_text_dataset",
@@ -44,8 +42,6 @@ __all__ = [
     "parse_numbers",
 ]
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-_EXIF_ORIENTATION = 274
 #: at most this many per-polygon repair/drop warnings are logged per load; the summary counts all of them
 MAX_DETAILED_WARNINGS = 50
 #: show a tqdm progress bar from this many ground-truth files on
@@ -130,36 +126,6 @@ def read_text(path: str) -> str:
 def read_text_lines(path: str) -> List[str]:
     """:func:`read_text` split into lines (ends removed)."""
     return read_text(path).split("\n")
-
-
-# ------------------------------------------------------------------------------------------------ images --
-def image_size(path: str) -> Tuple[int, int, bool]:
-    """``(height, width, exif_rotated)`` from the image header, after EXIF orientation (as ``read_image``).
-
-    Raises ``ValueError`` naming the file when PIL cannot identify or open it.
-    """
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-            try:
-                orient = im.getexif().get(_EXIF_ORIENTATION)
-            except Exception:  # malformed EXIF: read_image ignores it too
-                orient = None
-    except (UnidentifiedImageError, OSError) as e:
-        raise ValueError(f"{path}: unreadable image ({e})") from None
-    if orient in (5, 6, 7, 8):  # transposed on display: displayed height = stored width
-        return w, h, True
-    return h, w, False
-
-
-def _index_images(image_root: str) -> Dict[str, str]:
-    """Map key -> path for every image in ``image_root`` (not recursive)."""
-    out: Dict[str, str] = {}
-    for fn in sorted(os.listdir(image_root)):
-        stem, ext = os.path.splitext(fn)
-        if ext.lower() in IMAGE_EXTENSIONS:
-            out.setdefault(stem, os.path.join(image_root, fn))
-    return out
 
 
 def _numeric_key(stem: str) -> Optional[str]:
@@ -283,7 +249,7 @@ def _pair_files(
     for d, what in ((image_root, "image folder"), (gt_root, "ground-truth folder")):
         if not os.path.isdir(d):
             raise FileNotFoundError(f"{what} not found: {d}")
-    images = _index_images(image_root)
+    images = list_images(image_root)
     by_num = {}
     for stem in images:
         k = _numeric_key(stem)

@@ -52,7 +52,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..fileio import image_size, write_atomic, write_text_atomic
+from ..fileio import IMAGE_EXTENSIONS, image_size, list_images, write_atomic, write_text_atomic
 
 from ...structures.quads import as_quads, signed_areas
 from .labels import format_label_line, parse_label_file
@@ -73,11 +73,11 @@ __all__ = [
     "split_objects",
     "split_image",
     "split_dataset",
-    "find_images",
-    "IMAGE_EXTENSIONS",
+    "PATCH_EXTENSIONS",
 ]
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+#: formats the splitter writes patches in (OpenCV encoders)
+PATCH_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 SPLIT_VERSION = 1
 
 Number = Union[int, float]
@@ -177,8 +177,8 @@ class SplitConfig:
         patch_starts(1, self.subsize, self.gap)  # validates subsize / gap
         if not self.ext.startswith("."):
             self.ext = "." + self.ext
-        if self.ext.lower() not in IMAGE_EXTENSIONS:
-            raise ValueError(f"unsupported patch extension {self.ext!r} (one of {IMAGE_EXTENSIONS})")
+        if self.ext.lower() not in PATCH_EXTENSIONS:
+            raise ValueError(f"unsupported patch extension {self.ext!r} (one of {PATCH_EXTENSIONS})")
         if not 0 <= int(self.png_compression) <= 9:
             raise ValueError(f"png_compression must be 0..9, got {self.png_compression}")
 
@@ -389,7 +389,7 @@ def split_image(
     image_id = image_id or os.path.splitext(os.path.basename(image_path))[0]
     stats = SplitStats()
     img_dir, lbl_dir = os.path.join(dst, "images"), os.path.join(dst, "labelTxt")
-    w, h = image_size(image_path)
+    h, w, _ = image_size(image_path)
     jobs = []  # (rate, size, origins, names)
     for rate in cfg.rates:
         sw, sh = scaled_size(w, h, rate)
@@ -450,19 +450,6 @@ def split_image(
     return stats
 
 
-def find_images(folder: str) -> Dict[str, str]:
-    """``{stem: path}`` of the image files (:data:`IMAGE_EXTENSIONS`) in ``folder``; ``ValueError`` when two
-    files share a stem."""
-    out: Dict[str, str] = {}
-    for fn in sorted(os.listdir(folder)):
-        stem, ext = os.path.splitext(fn)
-        if ext.lower() in IMAGE_EXTENSIONS and ".tmp" not in stem:
-            if stem in out:
-                raise ValueError(f"{folder}: two images named {stem} ({os.path.basename(out[stem])}, {fn})")
-            out[stem] = os.path.join(folder, fn)
-    return out
-
-
 def _split_task(args):
     return split_image(*args)
 
@@ -499,7 +486,7 @@ def split_dataset(
     lbl_src = os.path.join(src, "labelTxt")
     if not os.path.isdir(img_src):
         raise FileNotFoundError(f"{img_src} does not exist (expected SRC/images and optionally SRC/labelTxt)")
-    images = find_images(img_src)
+    images = list_images(img_src)
     has_labels = os.path.isdir(lbl_src)
     if has_labels:
         labels = {fn[:-4] for fn in os.listdir(lbl_src) if fn.endswith(".txt")}
@@ -529,7 +516,7 @@ def split_dataset(
         for stem, path in images.items()
     ]
     if workers > 1:  # largest images first: the processes finish closer together
-        area = {t[0]: np.prod(image_size(t[0])) for t in tasks}
+        area = {t[0]: np.prod(image_size(t[0])[:2]) for t in tasks}
         tasks.sort(key=lambda t: -area[t[0]])
     total = SplitStats()
     bar = tqdm(total=len(tasks), desc=f"splitting {src}", unit="img", disable=not progress)
