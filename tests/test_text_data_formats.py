@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 from shapely.geometry import Polygon
 
-from fasttcm.data.datasets.text import LoadStats, image_size, load_gt_file, load_text_dataset
+from fasttcm.data.datasets.text import LoadStats, load_gt_file, load_text_dataset
+from fasttcm.data.fileio import image_size
 from fasttcm.structures.polygons import bbox_xywh, is_clockwise, repair_polygon, signed_area
 
 

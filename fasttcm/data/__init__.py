@@ -1,8 +1,8 @@
-"""Data: dataset registration from native formats, polygon validation/repair helpers, mappers, synthetic data,
-and the DOTA file tools.
+"""Data: dataset registration from native formats, mappers and augmentations, DB targets, synthetic data, and the
+DOTA file tools.
 
 Importing this package is light (no torch, no detectron2), so that :mod:`fasttcm.data.dota` (label and Task1
-files, quad geometry, split/merge) serves the evaluators without them. ``import fasttcm.data.datasets`` registers
+files, split/merge) serves the evaluators without them. ``import fasttcm.data.datasets`` registers
 the built-in datasets; the names below are loaded on first access (PEP 562), and those that come from
 :mod:`fasttcm.data.datasets` register the datasets at that moment.
 """
@@ -21,8 +21,8 @@ _LAZY = {
     "RotatedDatasetMapper": "rotated_mapper",
     "TextDatasetMapper": "text_mapper",
 }
-_SUBMODULES = ("datasets", "db_targets", "dota", "fileio", "polygons", "rotated_mapper", "rotated_transforms",
-               "text_mapper", "transforms")
+_SUBMODULES = ("datasets", "db_targets", "dota", "fileio", "rotated_mapper", "rotated_transforms", "text_mapper",
+               "transforms")
 
 __all__ = sorted(_LAZY) + list(_SUBMODULES)
 

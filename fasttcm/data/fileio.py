@@ -12,6 +12,12 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".
 _EXIF_ORIENTATION = 274
 
 
+def datasets_root() -> str:
+    """Where datasets live: ``$DETECTRON2_DATASETS`` (``~`` expanded), default ``datasets`` (relative to the
+    working directory), as Detectron2's built-in datasets."""
+    return os.path.expanduser(os.getenv("DETECTRON2_DATASETS", "datasets"))
+
+
 class UnreadableImageError(OSError, ValueError):
     """An image file that cannot be opened (an ``OSError`` and a ``ValueError``); the message names the file."""
 

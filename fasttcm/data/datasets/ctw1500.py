@@ -25,7 +25,7 @@ import os
 from typing import List
 from xml.parsers import expat
 
-from .text import TextInstance, parse_coordinates, parse_numbers, read_text_lines
+from .records import TextInstance, parse_coordinates, parse_numbers, read_text_lines
 
 __all__ = ["load_ctw1500_gt", "load_ctw1500_xml", "load_polygon_txt_gt", "SEPARATOR", "DONT_CARE"]
 

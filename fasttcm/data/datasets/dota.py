@@ -1,6 +1,7 @@
 """DOTA datasets (oriented object detection in aerial images) as Detectron2 dataset dicts, registered lazily.
 
-Importing this module registers (nothing is read until ``DatasetCatalog.get(name)``) under
+:func:`register_all_dota` (called by :mod:`fasttcm.data.datasets.builtin`) registers, lazily (nothing is read
+until ``DatasetCatalog.get(name)``), under
 ``$DETECTRON2_DATASETS/dota`` (default ``./datasets/dota``)::
 
     dota/
@@ -50,13 +51,13 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from ...structures.quads import quads_to_rboxes
 from ..dota.labels import DOTA_V1_CLASSES, DOTA_V15_CLASSES, parse_label_file
-from ..fileio import image_size, list_images
+from ..fileio import datasets_root, image_size, list_images
 
 logger = logging.getLogger(__name__)
 
@@ -96,8 +97,6 @@ _LABEL_DIRS = ("labelTxt", "labelTxt-v1.0/labelTxt", "labelTxt-v1.0")
 
 def dota_root(root: Optional[str] = None) -> str:
     """``<root or $DETECTRON2_DATASETS>/dota``."""
-    from .builtin import datasets_root
-
     return os.path.join(datasets_root() if root is None else root, "dota")
 
 
@@ -252,6 +251,7 @@ def register_dota(
     imageset=None,
     is_split: bool = False,
     overwrite: bool = False,
+    loader: Optional[Callable[[], List[dict]]] = None,
     **metadata,
 ) -> None:
     """Register a DOTA-format dataset lazily (see the module docstring for records and metadata).
@@ -259,7 +259,8 @@ def register_dota(
     ``gt_dir`` (labelTxt of the original images, used by the evaluator) defaults to ``label_dirs`` for sets on
     original images. ``imageset``: image-set file(s) naming the images to load (sets on original images) and to
     evaluate; for split sets it names the *original* images (``source_images.txt``) and is used by the evaluator
-    only. Already registered names raise unless ``overwrite``.
+    only. Already registered names raise unless ``overwrite``. ``loader`` replaces the default loading function
+    (e.g. a synthetic set that renders its files first).
     """
     from detectron2.data import DatasetCatalog, MetadataCatalog
 
@@ -276,7 +277,7 @@ def register_dota(
     def _load():
         return load_dota_dataset(image_dirs, label_dirs, classes, imageset=load_set, name=name)
 
-    DatasetCatalog.register(name, _load)
+    DatasetCatalog.register(name, loader or _load)
     meta = {
         "thing_classes": classes,
         "evaluator_type": "dota",
@@ -329,6 +330,3 @@ def register_all_dota(root: Optional[str] = None) -> None:
             imageset=one(imageset) if imageset else None,
             is_split=is_split,
         )
-
-
-register_all_dota()

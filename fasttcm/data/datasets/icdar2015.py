@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import List
 
-from .text import TextInstance, parse_coordinates, read_text_lines
+from .records import TextInstance, parse_coordinates, read_text_lines
 
 __all__ = ["load_icdar2015_gt", "DONT_CARE"]
 

@@ -28,7 +28,7 @@ Images are RGB ``uint8``; same seed and index -> identical image and labels, ima
 synthetic_aerial/<name>_<seed>/images/000001.png`` and ``labelTxt/000001.txt`` with ``imagesource:``/``gsd:``
 header lines, corners clockwise as seen with 6 decimals) and loads it with the DOTA loader, so parser, splitter,
 merger and evaluator are the ones real DOTA data uses. ``synthetic_aerial_train`` (200 images, seed 0) and
-``synthetic_aerial_val`` (50 images, seed 1) are registered on import; metadata: ``thing_classes``,
+``synthetic_aerial_val`` (50 images, seed 1) are registered by :mod:`.builtin`; metadata: ``thing_classes``,
 ``evaluator_type="dota"``, ``gt_dir`` (the ``labelTxt`` folder), ``imageset=None``, ``is_split=False``.
 """
 from __future__ import annotations
@@ -40,9 +40,11 @@ from dataclasses import asdict, dataclass
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
+from detectron2.data import DatasetCatalog
 
 from ...structures.quads import rboxes_to_quads
-from ..fileio import FolderLock, stale_cache_todo, write_atomic, write_text_atomic
+from .dota import load_dota_dataset, register_dota
+from ..fileio import FolderLock, datasets_root, stale_cache_todo, write_atomic, write_text_atomic
 from ..dota.labels import format_label_line
 
 logger = logging.getLogger(__name__)
@@ -281,8 +283,6 @@ def synthetic_aerial_root(name: str, cfg: SyntheticAerialConfig, root: Optional[
     """Cache folder: ``root`` or ``$DETECTRON2_DATASETS/synthetic_aerial/<name>_<seed>``."""
     if root is not None:
         return root
-    from .builtin import datasets_root
-
     return os.path.join(datasets_root(), "synthetic_aerial", f"{name}_{cfg.seed}")
 
 
@@ -291,28 +291,15 @@ def register_synthetic_aerial(
 ) -> str:
     """Register synthetic aerial set ``name``: rendered into the cache folder on ``DatasetCatalog.get(name)``
     (existing files reused), then loaded with the DOTA loader. Returns the cache folder."""
-    from detectron2.data import DatasetCatalog
-
-    from .dota import load_dota_dataset, register_dota
-
     folder = synthetic_aerial_root(name, cfg, root)
     img_dir, lbl_dir = os.path.join(folder, "images"), os.path.join(folder, "labelTxt")
-    register_dota(
-        name,
-        img_dir,
-        lbl_dir,
-        classes=SYNTHETIC_AERIAL_CLASSES,
-        overwrite=overwrite,
-        synthetic_config=asdict(cfg),
-        **metadata,
-    )
 
     def _load():
         materialize_synthetic_aerial(cfg, folder)
         return load_dota_dataset(img_dir, lbl_dir, SYNTHETIC_AERIAL_CLASSES, name=name)
 
-    DatasetCatalog.remove(name)
-    DatasetCatalog.register(name, _load)
+    register_dota(name, img_dir, lbl_dir, classes=SYNTHETIC_AERIAL_CLASSES, overwrite=overwrite, loader=_load,
+                  synthetic_config=asdict(cfg), **metadata)
     return folder
 
 
@@ -322,15 +309,11 @@ SYNTHETIC_AERIAL_VAL = SyntheticAerialConfig(num_images=50, seed=1)
 
 
 def register_builtin_synthetic_aerial() -> None:
-    """Register ``synthetic_aerial_train`` and ``synthetic_aerial_val`` (lazily; rendered on first use)."""
-    from detectron2.data import DatasetCatalog
-
+    """Register ``synthetic_aerial_train`` and ``synthetic_aerial_val`` (lazily; rendered on first use); names
+    already registered are left alone."""
     for name, cfg in (
         ("synthetic_aerial_train", SYNTHETIC_AERIAL_TRAIN),
         ("synthetic_aerial_val", SYNTHETIC_AERIAL_VAL),
     ):
         if name not in DatasetCatalog.list():
             register_synthetic_aerial(name, cfg)
-
-
-register_builtin_synthetic_aerial()

@@ -30,10 +30,12 @@ from functools import lru_cache
 from typing import List, Optional, Tuple
 
 import numpy as np
+from detectron2.data import DatasetCatalog
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from ..fileio import FolderLock, stale_cache_todo, write_atomic, write_text_atomic
+from ..fileio import FolderLock, datasets_root, stale_cache_todo, write_atomic, write_text_atomic
 from ...structures.polygons import bbox_xywh, flatten
+from .text import load_text_dataset, register_text_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -496,8 +498,6 @@ def synthetic_root(name: str, cfg: SyntheticTextConfig, root: Optional[str] = No
     """Cache folder of a synthetic set: ``root`` or ``$DETECTRON2_DATASETS/synthetic_text/<name>_<seed>``."""
     if root is not None:
         return root
-    from .builtin import datasets_root
-
     return os.path.join(datasets_root(), "synthetic_text", f"{name}_{cfg.seed}")
 
 
@@ -511,21 +511,15 @@ def register_synthetic_text(
     ``gts/`` folder of 7-digit ``x1,y1,...,####text`` files), ``gt_format="polygon_txt"``, ``word_spotting=True``,
     ``synthetic_config`` (the config as a dict); keywords override. Returns the cache folder.
     """
-    from .text import load_text_dataset, register_text_dataset
-
     folder = synthetic_root(name, cfg, root)
     img_dir, gt_dir = os.path.join(folder, "images"), os.path.join(folder, "gts")
-    register_text_dataset(
-        name, img_dir, gt_dir, fmt="polygon_txt", overwrite=overwrite, synthetic_config=asdict(cfg), **metadata
-    )
-    from detectron2.data import DatasetCatalog
 
     def _load():
         materialize_synthetic_text(cfg, folder)
         return load_text_dataset(img_dir, gt_dir, "polygon_txt", name=name)
 
-    DatasetCatalog.remove(name)
-    DatasetCatalog.register(name, _load)
+    register_text_dataset(name, img_dir, gt_dir, fmt="polygon_txt", overwrite=overwrite, loader=_load,
+                          synthetic_config=asdict(cfg), **metadata)
     return folder
 
 
@@ -535,9 +529,8 @@ SYNTHETIC_TEXT_VAL = SyntheticTextConfig(num_images=24, height=320, width=320, s
 
 
 def register_builtin_synthetic_text() -> None:
-    """Register ``synthetic_text_train`` and ``synthetic_text_val`` (lazily; rendered on first use)."""
-    from detectron2.data import DatasetCatalog
-
+    """Register ``synthetic_text_train`` and ``synthetic_text_val`` (lazily; rendered on first use); names
+    already registered are left alone."""
     for name, cfg in (("synthetic_text_train", SYNTHETIC_TEXT_TRAIN), ("synthetic_text_val", SYNTHETIC_TEXT_VAL)):
         if name not in DatasetCatalog.list():
             register_synthetic_text(name, cfg)

@@ -22,43 +22,32 @@ import logging
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
-import numpy as np
 
 from ...structures.polygons import bbox_xywh, flatten, repair_polygon
 from ..fileio import image_size, list_images
+from .records import TextInstance
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "TextInstance",
+    "TextFormat",
+    "TEXT_FORMATS",
     "LoadStats",
-    "FORMATS",
+    "register_text_format",
+    "get_text_format",
+    "strip_prefix",
     "load_gt_file",
     "load_text_dataset",
     "register_text_dataset",
-    "parse_coordinates",
-    "parse_numbers",
 ]
 
 #: at most this many per-polygon repair/drop warnings are logged per load; the summary counts all of them
 MAX_DETAILED_WARNINGS = 50
 #: show a tqdm progress bar from this many ground-truth files on
 PROGRESS_MIN_FILES = 200
-
-
-@dataclass
-class TextInstance:
-    """One annotated text instance as read from a GT file, before validation.
-
-    ``points``: (N, 2) float64, pixels. ``ignore``: don't care. ``line``: 1-based line (or row) in the GT file.
-    """
-
-    points: np.ndarray
-    text: str
-    ignore: bool
-    line: int
 
 
 @dataclass
@@ -87,47 +76,6 @@ class LoadStats:
         return s
 
 
-# ----------------------------------------------------------------------------------------------- parsing --
-def parse_numbers(fields: Iterable[str], where: str) -> np.ndarray:
-    """Strings -> 1-D float64 array; ``ValueError`` naming ``where`` (``file:line``) on a non-number or NaN/inf."""
-    vals = []
-    for f in fields:
-        f = f.strip()
-        try:
-            v = float(f)
-        except ValueError:
-            raise ValueError(f"{where}: non-numeric coordinate {f!r}") from None
-        if not np.isfinite(v):
-            raise ValueError(f"{where}: non-finite coordinate {f!r}")
-        vals.append(v)
-    return np.asarray(vals, dtype=np.float64)
-
-
-def parse_coordinates(fields: Iterable[str], where: str) -> np.ndarray:
-    """Strings ``x1, y1, x2, y2, ...`` -> (N, 2) float64 array; ``ValueError`` naming ``where`` (``file:line``) on
-    a non-number, NaN/inf or an odd count."""
-    vals = parse_numbers(fields, where)
-    if len(vals) % 2:
-        raise ValueError(f"{where}: odd number of coordinates ({len(vals)})")
-    return vals.reshape(-1, 2)
-
-
-def read_text(path: str) -> str:
-    """Decode a GT text file (UTF-8 with or without BOM) with its line ends (CR/LF, LF or CR) turned into LF."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 ({e})") from None
-    return text.replace("\r\n", "\n").replace("\r", "\n")
-
-
-def read_text_lines(path: str) -> List[str]:
-    """:func:`read_text` split into lines (ends removed)."""
-    return read_text(path).split("\n")
-
-
 def _numeric_key(stem: str) -> Optional[str]:
     m = re.fullmatch(r"([A-Za-z_]*?)0*(\d+)", stem)
     return f"{m.group(1)}{m.group(2)}" if m else None
@@ -135,16 +83,22 @@ def _numeric_key(stem: str) -> Optional[str]:
 
 # ------------------------------------------------------------------------------------------------ formats --
 @dataclass(frozen=True)
-class _Format:
+class TextFormat:
+    """A ground-truth format: its name, the evaluation protocol its datasets use, whether end to end is scored
+    in word-spotting mode by default, the GT file extensions (first wins when a stem has several), how a GT file
+    stem maps to its image's stem, and the parser of one GT file."""
+
     name: str
     evaluator_type: str
     word_spotting: bool
     gt_extensions: Tuple[str, ...]
     gt_to_image_stem: Callable[[str], str]  # GT file stem -> image file stem
     parse: Callable[[str], List[TextInstance]]
+    aliases: Tuple[str, ...] = ()
 
 
-def _strip_prefix(prefixes: Tuple[str, ...]) -> Callable[[str], str]:
+def strip_prefix(*prefixes: str) -> Callable[[str], str]:
+    """A ``gt_to_image_stem`` that removes the first of ``prefixes`` a stem starts with (``gt_img_1`` -> ``img_1``)."""
     def f(stem: str) -> str:
         for p in prefixes:
             if stem.startswith(p):
@@ -154,44 +108,36 @@ def _strip_prefix(prefixes: Tuple[str, ...]) -> Callable[[str], str]:
     return f
 
 
-def _formats() -> Dict[str, _Format]:
-    from .ctw1500 import load_ctw1500_gt, load_polygon_txt_gt
-    from .icdar2015 import load_icdar2015_gt
-    from .totaltext import load_totaltext_gt
-
-    fmts = {
-        "icdar15": _Format("icdar15", "icdar15", False, (".txt",), _strip_prefix(("gt_",)), load_icdar2015_gt),
-        "totaltext": _Format(
-            "totaltext", "totaltext", True, (".mat", ".txt"), _strip_prefix(("poly_gt_", "gt_")), load_totaltext_gt
-        ),
-        "ctw1500": _Format("ctw1500", "ctw1500", False, (".txt", ".xml"), _strip_prefix(("gt_",)), load_ctw1500_gt),
-    }
-    # "polygon_txt": x1,y1,...,xn,yn,####text lines, one file per image (e.g. 0000001.txt): the synthetic set's GT
-    fmts["polygon_txt"] = _Format(
-        "polygon_txt", "totaltext", True, (".txt",), _strip_prefix(("gt_",)), load_polygon_txt_gt
-    )
-    return fmts
+#: the formats :func:`load_text_dataset` knows, by name; :mod:`.builtin` registers the built-in ones
+TEXT_FORMATS: Dict[str, TextFormat] = {}
+_ALIASES: Dict[str, str] = {}
 
 
-FORMATS = ("icdar15", "totaltext", "ctw1500", "polygon_txt")
-_ALIASES = {"icdar2015": "icdar15", "ic15": "icdar15", "total_text": "totaltext", "ctw": "ctw1500"}
+def register_text_format(fmt: TextFormat) -> None:
+    """Make ``fmt`` (and its aliases) a format name for :func:`load_text_dataset` / :func:`register_text_dataset`."""
+    for key in (fmt.name,) + fmt.aliases:
+        if key.lower() in _ALIASES and _ALIASES[key.lower()] != fmt.name:
+            raise ValueError(f"text format name {key!r} is already taken by {_ALIASES[key.lower()]!r}")
+    TEXT_FORMATS[fmt.name] = fmt
+    for key in (fmt.name,) + fmt.aliases:
+        _ALIASES[key.lower()] = fmt.name
 
 
-def _get_format(fmt: str) -> _Format:
-    key = _ALIASES.get(fmt.lower(), fmt.lower())
-    fmts = _formats()
-    if key not in fmts:
-        raise ValueError(f"unknown text dataset format {fmt!r}; expected one of {FORMATS}")
-    return fmts[key]
+def get_text_format(fmt: str) -> TextFormat:
+    """The :class:`TextFormat` named ``fmt`` (or one of its aliases); ``ValueError`` naming the known ones."""
+    key = _ALIASES.get(fmt.lower())
+    if key is None:
+        raise ValueError(f"unknown text dataset format {fmt!r}; expected one of {tuple(TEXT_FORMATS)}")
+    return TEXT_FORMATS[key]
 
 
 def load_gt_file(path: str, fmt: str) -> List[TextInstance]:
-    """Parse one ground-truth file of format ``fmt`` (see :data:`FORMATS`) into raw :class:`TextInstance` s.
+    """Parse one ground-truth file of format ``fmt`` (see :data:`TEXT_FORMATS`) into raw :class:`TextInstance` s.
 
     Polygons are not validated here (the evaluator may want them exactly as written); malformed lines raise
     ``ValueError`` naming ``file:line``.
     """
-    return _get_format(fmt).parse(path)
+    return get_text_format(fmt).parse(path)
 
 
 # -------------------------------------------------------------------------------------------------- load --
@@ -243,7 +189,7 @@ def instances_to_annotations(
 
 
 def _pair_files(
-    image_root: str, gt_root: str, fmt: _Format, on_missing: str, stats: LoadStats
+    image_root: str, gt_root: str, fmt: TextFormat, on_missing: str, stats: LoadStats
 ) -> List[Tuple[str, str]]:
     """``[(gt_path, image_path)]`` sorted by GT file name; unpaired files raise or warn (``on_missing``)."""
     for d, what in ((image_root, "image folder"), (gt_root, "ground-truth folder")):
@@ -300,7 +246,7 @@ def load_text_dataset(
 
     Args:
         image_root: folder of images (``.jpg``/``.png``/...; not recursive).
-        gt_root: folder of ground-truth files, one per image, in format ``fmt`` (:data:`FORMATS`).
+        gt_root: folder of ground-truth files, one per image, in format ``fmt`` (:data:`TEXT_FORMATS`).
         name: dataset name used in log messages.
         on_missing: ``"error"`` (default): an image without GT or a GT without image raises ``FileNotFoundError``
             naming the file; ``"warn"``: they are skipped with a warning and counted.
@@ -310,7 +256,7 @@ def load_text_dataset(
     """
     if on_missing not in ("error", "warn"):
         raise ValueError(f"on_missing must be 'error' or 'warn', got {on_missing!r}")
-    f = _get_format(fmt)
+    f = get_text_format(fmt)
     name = name or f"{f.name}:{gt_root}"
     stats = stats if stats is not None else LoadStats()
     pairs = _pair_files(image_root, gt_root, f, on_missing, stats)
@@ -344,6 +290,7 @@ def register_text_dataset(
     fmt: str = "icdar15",
     on_missing: str = "error",
     overwrite: bool = False,
+    loader: Optional[Callable[[], List[dict]]] = None,
     **metadata,
 ) -> None:
     """Register a text dataset in Detectron2's catalogs in one call; the files are read only on
@@ -352,7 +299,8 @@ def register_text_dataset(
     Metadata set: ``thing_classes=["text"]``, ``evaluator_type`` ("icdar15" | "totaltext" | "ctw1500"),
     ``gt_dir=gt_root``, ``gt_format=fmt``, ``image_root``, ``word_spotting`` (default True for Total-Text and
     "polygon_txt", False otherwise); any ``metadata`` keyword overrides or adds to these.
-    ``overwrite=True`` replaces an existing registration of ``name`` (otherwise ``ValueError``).
+    ``overwrite=True`` replaces an existing registration of ``name`` (otherwise ``ValueError``). ``loader``
+    replaces the default loading function (e.g. a synthetic set that renders its files before reading them).
 
     Example::
 
@@ -360,7 +308,7 @@ def register_text_dataset(
     """
     from detectron2.data import DatasetCatalog, MetadataCatalog
 
-    f = _get_format(fmt)
+    f = get_text_format(fmt)
     if on_missing not in ("error", "warn"):
         raise ValueError(f"on_missing must be 'error' or 'warn', got {on_missing!r}")
     if name in DatasetCatalog.list():
@@ -372,7 +320,7 @@ def register_text_dataset(
     def _load():
         return load_text_dataset(image_root, gt_root, f.name, name=name, on_missing=on_missing)
 
-    DatasetCatalog.register(name, _load)
+    DatasetCatalog.register(name, loader or _load)
     meta = dict(
         thing_classes=["text"],
         evaluator_type=f.evaluator_type,

@@ -22,7 +22,7 @@ from typing import List
 
 import numpy as np
 
-from .text import TextInstance, parse_numbers, read_text
+from .records import TextInstance, parse_numbers, read_text
 
 __all__ = ["load_totaltext_gt", "load_totaltext_mat", "load_totaltext_txt", "is_dont_care"]
 
