@@ -17,7 +17,7 @@ from detectron2.structures import Instances, RotatedBoxes
 from . import modeling  # noqa: F401  (registers the meta-architectures build_model may name)
 from .checkpoint import FastTCMCheckpointer
 from .structures.quads import poly_nms, rboxes_to_quads
-from .data.dota.split import patch_origins
+from .structures.patches import patch_origins
 
 
 class FastTCMPredictor:

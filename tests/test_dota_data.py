@@ -20,7 +20,7 @@ from fasttcm.data.datasets.synthetic_aerial import (
     render_synthetic_aerial_image,
 )
 from fasttcm.structures.quads import quad_iou_pairs, rboxes_to_quads
-from fasttcm.data.dota.labels import (
+from fasttcm.formats.dota import (
     DOTA_V1_CLASSES,
     DOTA_V15_CLASSES,
     parse_label_file,

@@ -13,7 +13,7 @@ from detectron2.structures import Instances, RotatedBoxes
 
 from fasttcm.data.datasets.dota import register_dota
 from fasttcm.structures.quads import quads_to_rboxes, rboxes_to_quads
-from fasttcm.data.dota.labels import (
+from fasttcm.formats.dota import (
     DOTA_V1_CLASSES,
     Task1Detections,
     format_label_line,
@@ -22,7 +22,9 @@ from fasttcm.data.dota.labels import (
     write_task1_dir,
 )
 from fasttcm.data.dota.split import SplitConfig, split_dataset
-from fasttcm.evaluation.dota_eval import evaluate_files, evaluate_task1, load_ground_truth, main, voc07_ap
+from conftest import load_tool
+
+from fasttcm.evaluation.dota_eval import evaluate_files, evaluate_task1, load_ground_truth, voc07_ap
 from fasttcm.evaluation.dota_evaluator import DOTAEvaluator
 
 
@@ -256,7 +258,7 @@ def test_cli_table_and_json(tmp_path, capsys):
     write_task1_dir(str(tmp_path / "det"), {"plane": dets_of([("I1", 0.9, A)]), "ship": dets_of([("I2", 0.3, C)])})
     (tmp_path / "set.txt").write_text("I1\nI2\n")
     out = tmp_path / "r" / "res.json"
-    rc = main(["--det", str(tmp_path / "det" / "Task1_{}.txt"), "--gt", str(tmp_path / "gt"),
+    rc = load_tool("evaluate_dota").main(["--det", str(tmp_path / "det" / "Task1_{}.txt"), "--gt", str(tmp_path / "gt"),
                "--imageset", str(tmp_path / "set.txt"), "--json", str(out)])
     assert rc == 0
     text = capsys.readouterr().out
@@ -267,9 +269,9 @@ def test_cli_table_and_json(tmp_path, capsys):
     assert js["classes"]["ship"] == {"ap": pytest.approx(1.0), "npos": 1, "num_dets": 1}
     assert set(js["classes"]) == set(DOTA_V1_CLASSES)
     # v1.5: 16 classes
-    rc = main(["--det", str(tmp_path / "det"), "--gt", str(tmp_path / "gt"), "--json", str(out), "--v15"])
+    rc = load_tool("evaluate_dota").main(["--det", str(tmp_path / "det"), "--gt", str(tmp_path / "gt"), "--json", str(out), "--v15"])
     assert rc == 0 and len(json.loads(out.read_text())["classes"]) == 16
-    assert main(["--det", str(tmp_path / "det"), "--gt", str(tmp_path / "nowhere")]) == 2
+    assert load_tool("evaluate_dota").main(["--det", str(tmp_path / "det"), "--gt", str(tmp_path / "nowhere")]) == 2
 
 
 # ----------------------------------------------------------------------------------------- the evaluator

@@ -10,8 +10,9 @@ import pytest
 import shapely
 
 from fasttcm.structures.quads import quad_iou_pairs
-from fasttcm.data.dota.labels import Task1Detections, parse_label_file, read_task1_dir, write_task1_dir
-from fasttcm.data.dota.merge import merge_detections, merge_task1_dir, patch_to_image
+from fasttcm.formats.dota import Task1Detections, parse_label_file, read_task1_dir, write_task1_dir
+from fasttcm.data.dota.merge import merge_task1_dir
+from fasttcm.structures.patches import merge_detections, patch_to_image
 from fasttcm.data.dota.split import (
     SplitConfig,
     parse_patch_name,

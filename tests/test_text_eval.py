@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from shapely.geometry import Polygon
 
+from conftest import load_tool
 from fasttcm.evaluation import text_eval as te
 from fasttcm.structures.polygons import signed_area
 from fasttcm.evaluation.text_eval import (
@@ -514,7 +515,7 @@ def test_cli_json_and_table(shared_data, tmp_path, capsys):
     gt_dir = shared_data / IC15_GT
     _copy_as_detections(gt_dir, tmp_path / "det")
     out = tmp_path / "out" / "r.json"
-    rc = te.main(["--protocol", "icdar15", "--gt", str(gt_dir), "--det", str(tmp_path / "det"), "--json", str(out)])
+    rc = load_tool("evaluate_text").main(["--protocol", "icdar15", "--gt", str(gt_dir), "--det", str(tmp_path / "det"), "--json", str(out)])
     assert rc == 0
     printed = capsys.readouterr().out
     assert "protocol icdar15" in printed and "word spotting off" in printed
@@ -528,12 +529,12 @@ def test_cli_json_and_table(shared_data, tmp_path, capsys):
 
 def test_cli_help_and_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
-        te.main(["--help"])
+        load_tool("evaluate_text").main(["--help"])
     assert e.value.code == 0
     h = capsys.readouterr().out
     assert "res_img_<id>.txt" in h and "####transcription" in h and "--word-spotting" in h
     write(tmp_path / "gt" / "0000001.txt", "1,2,3,####x\n")
-    rc = te.main(["--protocol", "totaltext", "--gt", str(tmp_path / "gt"), "--det", str(tmp_path / "gt")])
+    rc = load_tool("evaluate_text").main(["--protocol", "totaltext", "--gt", str(tmp_path / "gt"), "--det", str(tmp_path / "gt")])
     assert rc == 2
     assert "0000001.txt:1: odd number of coordinates" in capsys.readouterr().err
 

@@ -38,7 +38,7 @@ def _rand_rboxes(rng, n, w, h, size=(10, 60)):
 
 def make_eval_data(root, rng, n_images=500, n_dets=20000):
     from fasttcm.structures.quads import rboxes_to_quads
-    from fasttcm.data.dota.labels import DOTA_V1_CLASSES, Task1Detections, format_label_line, write_task1_dir
+    from fasttcm.formats.dota import DOTA_V1_CLASSES, Task1Detections, format_label_line, write_task1_dir
 
     os.makedirs(os.path.join(root, "labelTxt"))
     det_img, det_cls, det_q, det_s = [], [], [], []
@@ -78,7 +78,7 @@ def make_merge_data(rng, n_dets=20000):
     """Patch detections of 16 images of 3000 x 3000 (16 patches each at 1024 / gap 200): objects seen in every
     patch that contains them (duplicates across the overlaps), with noise, plus false positives."""
     from fasttcm.structures.quads import rboxes_to_quads
-    from fasttcm.data.dota.split import patch_name, patch_origins
+    from fasttcm.structures.patches import patch_name, patch_origins
 
     names, quads, scores, classes = [], [], [], []
     per_image = n_dets // 16
@@ -110,7 +110,7 @@ def make_split_data(root, rng, n_images=20, src_png_compression=0):
 
     from fasttcm.data.datasets.synthetic_aerial import _background
     from fasttcm.structures.quads import rboxes_to_quads
-    from fasttcm.data.dota.labels import DOTA_V1_CLASSES, format_label_line
+    from fasttcm.formats.dota import DOTA_V1_CLASSES, format_label_line
 
     os.makedirs(os.path.join(root, "images"))
     os.makedirs(os.path.join(root, "labelTxt"))
@@ -166,8 +166,9 @@ def main(argv=None) -> int:
 
     from tabulate import tabulate
 
-    from fasttcm.data.dota.labels import DOTA_V1_CLASSES, Task1Detections, write_task1_dir
-    from fasttcm.data.dota.merge import merge_detections, merge_task1_dir
+    from fasttcm.formats.dota import DOTA_V1_CLASSES, Task1Detections, write_task1_dir
+    from fasttcm.data.dota.merge import merge_task1_dir
+    from fasttcm.structures.patches import merge_detections
     from fasttcm.data.dota.split import SplitConfig, split_dataset
     from fasttcm.evaluation.dota_eval import evaluate_files
 

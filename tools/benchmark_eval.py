@@ -117,7 +117,7 @@ def make_totaltext(root: Path, n: int, seed: int):
 def make_dota(root: Path, n: int, n_det: int, seed: int):
     sys.path.insert(0, str(REPO))
     from fasttcm.structures.quads import rboxes_to_quads
-    from fasttcm.data.dota.labels import DOTA_V1_CLASSES, Task1Detections, format_label_line, write_task1_dir
+    from fasttcm.formats.dota import DOTA_V1_CLASSES, Task1Detections, format_label_line, write_task1_dir
 
     rng = np.random.default_rng(seed)
     (root / "labelTxt").mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ import time
 
 
 def main(argv=None) -> int:
-    from fasttcm.data.dota.labels import DOTA_V1_CLASSES, DOTA_V15_CLASSES
+    from fasttcm.formats.dota import DOTA_V1_CLASSES, DOTA_V15_CLASSES
     from fasttcm.data.dota.merge import merge_task1_dir
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -38,13 +38,13 @@ from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
 
 from fasttcm.structures.quads import rboxes_to_quads
-from fasttcm.data.dota.labels import (
+from fasttcm.formats.dota import (
     Task1Detections,
     format_task1_text,
     parse_task1_text,
     read_imageset,
 )
-from fasttcm.data.dota.merge import merge_detections
+from fasttcm.structures.patches import merge_detections
 
 from .dota_eval import PROTOCOL, evaluate_task1, format_table, load_ground_truth
 

@@ -1,12 +1,9 @@
-"""Scene-text detection and end-to-end evaluation, computed as the official Robust Reading Competition (RRC)
-scripts compute it (rules: ``docs/PROTOCOLS.md`` §1-2), with a command line (``tools/evaluate_text.py`` is the
-same)::
+"""The scene-text metric: detection and end-to-end evaluation computed as the official Robust Reading Competition
+(RRC) scripts compute it (rules: ``docs/PROTOCOLS.md`` §1-2). The files it reads and writes (layouts, readers,
+image keys, submission writers) are :mod:`fasttcm.formats.text`, whose public names this module re-exports; the
+command line is ``tools/evaluate_text.py``.
 
-    python -m fasttcm.evaluation.text_eval --protocol icdar15 --gt gt.zip --det submit.zip [--word-spotting] \\
-        [--json result.json]
-
-This module needs only numpy and shapely (>= 2): importing it loads neither torch nor detectron2 (``fasttcm``'s
-``__init__`` is light).
+This module needs only numpy and shapely (>= 2): importing it loads neither torch nor detectron2.
 
 Protocols
 ---------
@@ -17,41 +14,7 @@ Protocols
     vertices per polygon. The two names differ only in how they are reported (Total-Text is conventionally
     evaluated with ``word_spotting=True``, CTW1500 without; :func:`evaluate` never guesses: pass it).
 
-File layouts (GT and detections: a folder, or a ``.zip`` with the files flat in it)
------------------------------------------------------------------------------------
-ICDAR 2015
-    ``gt_img_<id>.txt`` / ``res_img_<id>.txt``, one line per word::
-
-        x1,y1,x2,y2,x3,y3,x4,y4[,transcription]
-
-    The transcription is everything after the 8th comma (it may contain commas), kept exactly as written (spaces
-    included), except that a transcription wrapped in one pair of double quotes, white space allowed outside
-    them, loses the quotes and that white space, and inside ``\\\\`` then ``\\"`` are replaced by ``\\`` and ``"``
-    (:func:`unquote_transcription`, the RRC reader's two replacements in that order). A line of 8 coordinates
-    only has an empty transcription. Coordinates are integers in the official files; floats are accepted too. A
-    quadrilateral whose shoelace area in image coordinates (y down) is negative, i.e. not clockwise on the image,
-    is reordered clockwise by the angle of its vertices around their mean (the spotting kits' rule; counted in
-    ``warnings["quads_reordered"]``, not a warning).
-Total-Text / CTW1500
-    ``<7-digit id>.txt`` on both sides (``0000001.txt``; every ``*.txt`` of the folder or zip is read, a numeric
-    stem such as ``1.txt`` or ``img1.txt`` being the same image as ``0000001.txt``), one line per word::
-
-        x1,y1,...,xn,yn,####transcription
-
-    ``n >= 3``; integers or floats; either orientation. As the official reader: the line is stripped, split at
-    the first ``,####``, the transcription stripped, then unquoted as above (so `` word `` and ``"word"`` both
-    read ``word``). In ground truth ``####`` is required, in detections it is optional (a line of coordinates
-    only has an empty transcription). ``###`` (the line ends in ``,#######``) is don't care.
-Both
-    UTF-8, with or without a BOM; LF, CR/LF or CR line ends; blank lines are skipped. A malformed line (too few
-    coordinates, an odd count, a non-number, NaN/inf, fewer than 3 points, a GT line without ``####``) raises
-    ``ValueError`` naming ``file:line``. A file that is not UTF-8 raises ``ValueError`` naming the file.
-
-Image ids
----------
-Every image is known by a *key* (:func:`image_key`): ICDAR 2015 ``"1"`` for ``gt_img_1.txt``, ``res_img_1.txt``,
-an image id ``"img_1"`` or ``1``; Total-Text/CTW1500 the 7-digit ``"0000003"`` for ``0000003.txt``, ``"img3"``,
-``"poly_gt_img3"`` or ``3``. Ids without a number are kept as they are (``res_img_<id>.txt`` / ``<id>.txt``).
+File layouts, transcriptions and image ids: :mod:`fasttcm.formats.text`.
 
 Rules (``docs/PROTOCOLS.md``)
 -----------------------------
@@ -132,32 +95,44 @@ Result of :func:`evaluate` (all rates are fractions in [0, 1]; JSON-serializable
                   "ignored_files": ["gt:<name>" | "det:<name>", ...],
                   "messages": [str, ...]  (the first 100 messages)},
      "sources": {"gt": str, "det": str}}
-
-Writers (:func:`write_submission`, :func:`write_icdar15_submission`, :func:`write_totaltext_submission`) write
-detections in the official submission layouts; :func:`format_submission_lines` gives the lines they write, so an
-evaluation of the parsed lines equals the evaluation of the written files.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import math
-import os
 import re
-import sys
-import zipfile
 from collections import Counter
-from itertools import chain
-from dataclasses import dataclass
 from fractions import Fraction
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Tuple
 
 import numpy as np
 import shapely
 from shapely.geometry import Polygon
 
-from fasttcm.structures.polygons import as_points, polygonal_union, signed_area, sort_clockwise_by_angle
+from fasttcm.formats.text import (  # noqa: F401  (re-exported: the formats are part of this module's API)
+    DONT_CARE,
+    POLYGON_SEPARATOR,
+    PROTOCOLS,
+    TextFiles,
+    TextItem,
+    as_text_files,
+    canonical_protocol,
+    describe_protocol,
+    format_submission_lines,
+    image_key,
+    load_text_files,
+    parse_icdar15_lines,
+    parse_lines,
+    parse_polygon_lines,
+    protocol_rules,
+    submission_filename,
+    to_quad,
+    unquote_transcription,
+    write_icdar15_submission,
+    write_submission,
+    write_submission_lines,
+    write_totaltext_submission,
+)
+from fasttcm.structures.polygons import polygonal_union, signed_area, sort_clockwise_by_angle
 from fasttcm.structures.quads import (
     BOWTIE,
     DEGENERATE,
@@ -189,6 +164,7 @@ __all__ = [
     "transcription_match",
     "evaluate",
     "format_table",
+    "json_default",
     "warning_lines",
     "format_submission_lines",
     "write_submission",
@@ -196,29 +172,8 @@ __all__ = [
     "write_icdar15_submission",
     "write_totaltext_submission",
     "to_quad",
-    "main",
 ]
 
-#: canonical protocol names; "ctw1500" uses the Total-Text (polygon) rules
-PROTOCOLS = ("icdar15", "totaltext", "ctw1500")
-_ALIASES = {
-    "icdar15": "icdar15",
-    "icdar2015": "icdar15",
-    "ic15": "icdar15",
-    "totaltext": "totaltext",
-    "total_text": "totaltext",
-    "total-text": "totaltext",
-    "tt": "totaltext",
-    "ctw1500": "ctw1500",
-    "ctw": "ctw1500",
-}
-_DESCRIPTIONS = {
-    "icdar15": "ICDAR 2015 (RRC Challenge 4): quadrilaterals",
-    "totaltext": "Total-Text (RRC script, polygon variant): polygons",
-    "ctw1500": "CTW1500 (RRC script, polygon variant): polygons",
-}
-DONT_CARE = "###"
-POLYGON_SEPARATOR = "####"
 #: characters one of which may be removed from the start and/or the end of a GT word (end to end, no word spotting)
 SPECIAL_CHARACTERS = "!?.:,*\"()·[]/'"
 #: characters replaced by a space by the word-spotting dictionary rule (step 3)
@@ -235,265 +190,6 @@ IOU_THRESHOLD = 0.5
 AREA_PRECISION_THRESHOLD = 0.5
 #: at most this many warning messages are logged and kept in ``warnings["messages"]``; counts are always complete
 MAX_MESSAGES = 100
-
-
-# --------------------------------------------------------------------------------------------- basics --
-@dataclass
-class TextItem:
-    """One word: ``points`` (N, 2) float64 pixels in file order, ``text`` its transcription (``"###"`` = don't
-    care in GT), ``line`` its 1-based line in its file (0 for in-memory input)."""
-
-    points: np.ndarray
-    text: str = ""
-    line: int = 0
-
-
-def canonical_protocol(protocol: str) -> str:
-    """``"icdar15"`` | ``"totaltext"`` | ``"ctw1500"`` for a protocol name or alias (``icdar2015``, ``ic15``,
-    ``total_text``, ``ctw``); ``ValueError`` otherwise."""
-    key = _ALIASES.get(str(protocol).lower())
-    if key is None:
-        raise ValueError(f"unknown text evaluation protocol {protocol!r}; expected one of {PROTOCOLS}")
-    return key
-
-
-def _rules(protocol: str) -> str:
-    return "icdar15" if canonical_protocol(protocol) == "icdar15" else "polygon"
-
-
-_IC15_ID = re.compile(r"(?:gt_|res_)?(?:img_)?(.+)")
-_POLY_ID = re.compile(r"(?:poly_gt_|gt_|res_)?(?:img_?)?0*(\d+)")
-
-
-def image_key(image_id, protocol: str) -> str:
-    """The key that identifies an image under ``protocol`` (see the module docstring), from an image id (``int``,
-    ``"img_1"``, ``"0000001"``...) or a file stem (``"gt_img_1"``, ``"res_img_1"``, ``"poly_gt_img3"``)."""
-    rules = _rules(protocol)
-    if isinstance(image_id, (int, np.integer)) and not isinstance(image_id, bool):
-        n = int(image_id)
-        return str(n) if rules == "icdar15" else f"{n:07d}"
-    s = str(image_id)
-    if rules == "icdar15":
-        rest = _IC15_ID.fullmatch(s).group(1)
-        return str(int(rest)) if rest.isdigit() else rest
-    m = _POLY_ID.fullmatch(s)
-    return f"{int(m.group(1)):07d}" if m else s
-
-
-def submission_filename(key: str, protocol: str, role: str = "det") -> str:
-    """File name of image ``key`` (see :func:`image_key`) in the official layout: ``res_img_<key>.txt`` /
-    ``gt_img_<key>.txt`` for ICDAR 2015, ``<key>.txt`` for Total-Text/CTW1500."""
-    if _rules(protocol) == "icdar15":
-        return f"{'gt' if role == 'gt' else 'res'}_img_{key}.txt"
-    return f"{key}.txt"
-
-
-def _file_key(name: str, protocol: str, role: str) -> Optional[str]:
-    """Image key of a file name in the official layout, ``None`` when the name is not in it."""
-    if _rules(protocol) == "icdar15":
-        prefix = "gt_img_" if role == "gt" else "res_img_"
-        m = re.fullmatch(re.escape(prefix) + r"(.+)\.txt", name, flags=re.IGNORECASE)
-        if not m or not name.startswith(prefix):
-            return None
-        return image_key(m.group(1), "icdar15")
-    m = re.fullmatch(r"(.+)\.txt", name, flags=re.IGNORECASE)
-    return image_key(m.group(1), protocol) if m else None
-
-
-# -------------------------------------------------------------------------------------------- parsing --
-def _decode(data: bytes, where: str) -> List[str]:
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{where}: not UTF-8 ({e})") from None
-    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-
-
-def _short(line: str) -> str:
-    return repr(line if len(line) <= 80 else line[:77] + "...")
-
-
-def _coords(fields: Sequence[str], where: str, line: str) -> np.ndarray:
-    try:  # fast path; the loop below only runs to name what is wrong
-        vals = list(map(float, fields))
-        ok = all(map(math.isfinite, vals))
-    except ValueError:
-        ok = False
-    if not ok:
-        for f in fields:
-            try:
-                v = float(f)
-            except ValueError:
-                raise ValueError(f"{where}: non-numeric coordinate {f.strip()!r} in {_short(line)}") from None
-            if not math.isfinite(v):
-                raise ValueError(f"{where}: non-finite coordinate {f.strip()!r} in {_short(line)}")
-    if len(vals) % 2:
-        raise ValueError(f"{where}: odd number of coordinates ({len(vals)}) in {_short(line)}")
-    return np.asarray(vals, dtype=np.float64).reshape(-1, 2)
-
-
-#: a transcription wrapped in one pair of double quotes, white space allowed outside them (the RRC readers' rule)
-_QUOTED = re.compile(r'^\s*"(.*)"\s*$')
-
-
-def unquote_transcription(text: str) -> str:
-    """A transcription as the official RRC readers read it: when it is wrapped in one pair of double quotes (white
-    space allowed outside them), the quotes and that white space go, and inside ``\\\\`` then ``\\"`` are replaced
-    by ``\\`` and ``"`` (two replacements in that order, as the readers do); otherwise it is kept as written."""
-    m = _QUOTED.match(text)
-    if m is None:
-        return text
-    return m.group(1).replace("\\\\", "\\").replace('\\"', '"')
-
-
-def _unquote_fast(text: str) -> str:
-    return unquote_transcription(text) if '"' in text else text
-
-
-def _points_of_rows(fields: List[Sequence[str]], where: str, rows: List[Tuple[int, str]]) -> np.ndarray:
-    """All coordinates of a file at once (the per-line check runs only to name a bad line)."""
-    try:
-        flat = np.fromiter(map(float, chain.from_iterable(fields)), dtype=np.float64)
-        ok = bool(np.isfinite(flat).all())
-    except ValueError:
-        ok = False
-    if not ok:
-        for f, (i, line) in zip(fields, rows):
-            _coords(f, f"{where}:{i}", line)
-    return flat
-
-
-def parse_icdar15_lines(lines: Iterable[str], where: str = "<memory>") -> List[TextItem]:
-    """Parse ICDAR 2015 lines ``x1,y1,...,x4,y4[,transcription]`` (GT or detections; see the module docstring).
-
-    The transcription is everything after the 8th comma, kept as written, except that one pair of wrapping
-    double quotes is removed by :func:`unquote_transcription`. Points are returned as written (the clockwise
-    reordering happens at evaluation). ``ValueError`` naming ``where:line`` on a malformed line."""
-    rows, parts = [], []
-    for i, line in enumerate(lines, start=1):
-        if not line or line.isspace():
-            continue
-        p = line.split(",", 8)
-        if len(p) < 8:
-            raise ValueError(
-                f"{where}:{i}: expected 8 coordinates x1,y1,...,x4,y4 then ',transcription'; "
-                f"got {len(p)} field(s) in {_short(line)}"
-            )
-        rows.append((i, line))
-        parts.append(p)
-    if not rows:
-        return []
-    pts = _points_of_rows([p[:8] for p in parts], where, rows).reshape(-1, 4, 2)
-    return [TextItem(pts[k], _unquote_fast(p[8]) if len(p) == 9 else "", i)
-            for k, ((i, _), p) in enumerate(zip(rows, parts))]
-
-
-_POLY_SEP = "," + POLYGON_SEPARATOR
-
-
-def parse_polygon_lines(lines: Iterable[str], where: str = "<memory>", require_text: bool = True) -> List[TextItem]:
-    """Parse Total-Text/CTW1500 lines ``x1,y1,...,xn,yn,####transcription`` (n >= 3), as the official polygon
-    reader does: the line is stripped, split at the first ``,####`` (a line without it but with ``####`` right
-    after the last coordinate is read the same way), the transcription stripped and then unquoted
-    (:func:`unquote_transcription`).
-
-    ``require_text=False`` (detections) also accepts lines of coordinates only (empty transcription).
-    ``ValueError`` naming ``where:line`` on a malformed line."""
-    rows, fields, texts = [], [], []
-    for i, raw in enumerate(lines, start=1):
-        line = raw.strip()
-        if not line:
-            continue
-        if _POLY_SEP in line:
-            coords, text = line.split(_POLY_SEP, 1)
-        elif POLYGON_SEPARATOR in line:
-            coords, text = line.split(POLYGON_SEPARATOR, 1)
-        elif require_text:
-            raise ValueError(f"{where}:{i}: expected x1,y1,...,xn,yn,####transcription, got {_short(raw)}")
-        else:
-            coords, text = line, ""
-        c = coords.strip()
-        if c.endswith(","):
-            c = c[:-1]
-        f = c.split(",")
-        if len(f) % 2:
-            _coords(f, f"{where}:{i}", raw)  # names a non-number first, else the odd count
-        if len(f) < 6:
-            _coords(f, f"{where}:{i}", raw)
-            raise ValueError(f"{where}:{i}: {len(f) // 2} point(s), a polygon needs at least 3, in {_short(raw)}")
-        rows.append((i, raw))
-        fields.append(f)
-        texts.append(_unquote_fast(text.strip()))
-    if not rows:
-        return []
-    flat = _points_of_rows(fields, where, rows)
-    out, o = [], 0
-    for (i, _), f, t in zip(rows, fields, texts):
-        n = len(f)
-        out.append(TextItem(flat[o : o + n].reshape(-1, 2), t, i))
-        o += n
-    return out
-
-
-def parse_lines(lines: Iterable[str], protocol: str, where: str = "<memory>", role: str = "det") -> List[TextItem]:
-    """Parse the lines of one file of ``protocol`` (``role``: ``"gt"`` or ``"det"``)."""
-    if _rules(protocol) == "icdar15":
-        return parse_icdar15_lines(lines, where)
-    return parse_polygon_lines(lines, where, require_text=(role == "gt"))
-
-
-@dataclass
-class TextFiles:
-    """Words of a set of files (or an in-memory mapping): ``items`` (image key -> words in file order),
-    ``sources`` (key -> file, for messages), ``ignored`` (file names not in the layout), ``description``."""
-
-    items: Dict[str, List[TextItem]]
-    sources: Dict[str, str]  # key -> "path[:member]" used in messages
-    ignored: List[str]
-    description: str
-
-
-def load_text_files(path: Union[str, os.PathLike], protocol: str, role: str = "gt") -> TextFiles:
-    """Read every file of a folder or a ``.zip`` in the official layout of ``protocol`` (``role``: ``"gt"`` or
-    ``"det"``). Returns ``.items`` (key -> words in file order), ``.sources`` (key -> file), ``.ignored`` (names
-    not in the layout). ``FileNotFoundError`` when ``path`` does not exist; ``ValueError`` on malformed files or
-    two files of the same image."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{role} path not found: {path}")
-    entries: List[Tuple[str, str, bytes]] = []  # (name, where, data)
-    ignored: List[str] = []
-    if os.path.isdir(path):
-        for fn in sorted(os.listdir(path)):
-            full = os.path.join(path, fn)
-            if not os.path.isfile(full):
-                ignored.append(fn + "/")
-                continue
-            with open(full, "rb") as f:
-                entries.append((fn, full, f.read()))
-    elif zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as z:
-            for info in sorted(z.infolist(), key=lambda i: i.filename):
-                if info.is_dir():
-                    continue
-                if "/" in info.filename.strip("/"):  # the official layout is flat
-                    ignored.append(info.filename)
-                    continue
-                entries.append((info.filename, f"{path}:{info.filename}", z.read(info)))
-    else:
-        raise ValueError(f"{role} path {path} is neither a folder nor a zip file")
-    items: Dict[str, List[TextItem]] = {}
-    sources: Dict[str, str] = {}
-    for name, where, data in entries:
-        key = _file_key(name, protocol, role)
-        if key is None:
-            ignored.append(name)
-            continue
-        if key in items:
-            raise ValueError(f"{where} and {sources[key]} are both the {role} file of image {key!r}")
-        items[key] = parse_lines(_decode(data, where), protocol, where, role)
-        sources[key] = where
-    return TextFiles(items, sources, ignored, f"{path} ({len(items)} files)")
 
 
 # ------------------------------------------------------------------------------------------- geometry --
@@ -792,42 +488,6 @@ def transcription_match(gt: str, det: str, word_spotting: bool = False) -> bool:
     return (first and g[1:] == d) or (last and g[:-1] == d) or (first and last and g[1:-1] == d)
 
 
-# ---------------------------------------------------------------------------------------------- inputs --
-def _as_item(x) -> TextItem:
-    if isinstance(x, TextItem):
-        return TextItem(as_points(x.points), "" if x.text is None else str(x.text), x.line)
-    if isinstance(x, Mapping):
-        pts = x.get("points", x.get("polygon"))
-        if pts is None:
-            raise ValueError(f"in-memory word {x!r} has no 'points' (or 'polygon')")
-        text = x.get("text", "")
-        return TextItem(as_points(pts), "" if text is None else str(text))
-    if isinstance(x, tuple) and len(x) == 2 and (x[1] is None or isinstance(x[1], str)):
-        return TextItem(as_points(x[0]), x[1] or "")
-    return TextItem(as_points(x), "")
-
-
-def _load(obj, protocol: str, role: str) -> TextFiles:
-    if isinstance(obj, TextFiles):
-        return obj
-    if isinstance(obj, (str, os.PathLike)):
-        return load_text_files(obj, protocol, role)
-    if not isinstance(obj, Mapping):
-        raise TypeError(f"{role} must be a path (folder or zip) or a mapping image id -> words, got {type(obj)}")
-    items: Dict[str, List[TextItem]] = {}
-    sources: Dict[str, str] = {}
-    for k, words in obj.items():
-        key = image_key(k, protocol)
-        if key in items:
-            raise ValueError(f"{role}: image ids {sources[key]!r} and {k!r} are the same image {key!r}")
-        try:
-            items[key] = [_as_item(w) for w in words]
-        except ValueError as e:
-            raise ValueError(f"{role} of image {k!r}: {e}") from None
-        sources[key] = f"{role} image {k!r}"
-    return TextFiles(items, sources, [], f"in memory ({len(items)} images)")
-
-
 def _natural(key: str):
     return (0, int(key), "") if key.isdigit() else (1, 0, key)
 
@@ -870,10 +530,10 @@ def evaluate(gt, det, protocol: str = "icdar15", word_spotting: bool = False) ->
     Returns the dict described in the module docstring (rates in [0, 1]).
     """
     protocol = canonical_protocol(protocol)
-    rules = _rules(protocol)
+    rules = protocol_rules(protocol)
     log = _Log()
-    g = _load(gt, protocol, "gt")
-    d = _load(det, protocol, "det")
+    g = as_text_files(gt, protocol, "gt")
+    d = as_text_files(det, protocol, "det")
     for name in g.ignored:
         log.ignored.append(f"gt:{name}")
         hint = " gt_img_<id>.txt" if protocol == "icdar15" else " <7-digit id>.txt"
@@ -985,7 +645,7 @@ def format_table(result: dict) -> str:
     """A readable table of an :func:`evaluate` result: protocol, P/R/H (%) and counts, then the warnings."""
     p = result["protocol"]
     lines = [
-        f"Text evaluation, protocol {p}: {_DESCRIPTIONS[p]}, greedy one-to-one matching at IoU > 0.5, "
+        f"Text evaluation, protocol {p}: {describe_protocol(p)}, greedy one-to-one matching at IoU > 0.5, "
         f"word spotting {'on' if result['word_spotting'] else 'off'}",
     ]
     src = result.get("sources")
@@ -1014,188 +674,10 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-# ----------------------------------------------------------------------------------------------- writers --
-def to_quad(points, rectangle: bool = False) -> np.ndarray:
-    """(4, 2) quadrilateral of a polygon for the ICDAR 2015 format: the polygon itself when it has 4 points (and
-    ``rectangle`` is False), otherwise the minimum-area rotated rectangle of its points (a degenerate polygon gives
-    a zero-area quadrilateral)."""
-    pts = as_points(points)
-    if len(pts) == 4 and not rectangle:
-        return pts
-    if len(pts) == 0:
-        raise ValueError("empty polygon")
-    rect = shapely.minimum_rotated_rectangle(shapely.MultiPoint(pts))
-    if isinstance(rect, Polygon) and not rect.is_empty:
-        return np.asarray(rect.exterior.coords, dtype=np.float64)[:4]
-    c = np.asarray(shapely.get_coordinates(rect), dtype=np.float64).reshape(-1, 2)
-    return np.stack([c[0], c[-1], c[-1], c[0]])
-
-
-def _fmt_num(v: float) -> str:
-    s = f"{v:.2f}".rstrip("0").rstrip(".")
-    return "0" if s in ("-0", "") else s
-
-
-def _clean_text(text: Optional[str]) -> str:
-    if text is None:
-        return ""
-    return str(text).replace("\r", " ").replace("\n", " ")
-
-
-def format_submission_lines(words: Iterable, protocol: str) -> List[str]:
-    """The lines of one detection file in the official layout of ``protocol`` (words as :func:`evaluate` takes).
-
-    ICDAR 2015: 4-point words only (see :func:`to_quad`), rounded to integers, written clockwise on the image;
-    ``,transcription`` appended when the text is not empty (None = empty), wrapped in double quotes with ``\\``
-    and ``"`` escaped when it contains either. Total-Text/CTW1500: coordinates with at most 2 decimals, written
-    clockwise, then ``,####`` and the transcription (empty when None). Line breaks in texts become spaces."""
-    rules = _rules(protocol)
-    out = []
-    for w in words:
-        item = _as_item(w)
-        pts, text = item.points, _clean_text(item.text)
-        if rules == "icdar15":
-            if len(pts) != 4:
-                raise ValueError(f"ICDAR 2015 submissions need quadrilaterals, got {len(pts)} points (use to_quad)")
-            q = np.rint(pts).astype(np.int64)
-            if signed_area(q.astype(np.float64)) < 0:
-                q = q[::-1]
-            line = ",".join(str(int(v)) for v in q.reshape(-1))
-            if text:
-                if '"' in text or "\\" in text:
-                    text = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-                line += "," + text
-        else:
-            if len(pts) < 3:
-                raise ValueError(f"a polygon needs at least 3 points, got {len(pts)}")
-            if signed_area(pts) < 0:
-                pts = pts[::-1]
-            line = ",".join(_fmt_num(v) for v in pts.reshape(-1)) + "," + POLYGON_SEPARATOR + (text or "")
-        out.append(line)
-    return out
-
-
-def write_submission_lines(lines: Mapping[str, Sequence[str]], out_dir: Union[str, os.PathLike], protocol: str,
-                           zip_path: Optional[Union[str, os.PathLike]] = None) -> dict:
-    """Write already formatted lines (image key -> lines, see :func:`format_submission_lines`) as one file per
-    image in ``out_dir`` (UTF-8, LF; an empty list writes an empty file) and, when ``zip_path`` is given, the same
-    files flat in that zip (written atomically). Files of an earlier submission in ``out_dir`` (names of the
-    layout) are removed first, so no stale image survives.
-
-    Returns ``{"dir": out_dir, "files": [names], "zip": zip_path or None}``."""
-    protocol = canonical_protocol(protocol)
-    out_dir = os.fspath(out_dir)
-    contents: Dict[str, str] = {}
-    for k, ls in lines.items():
-        name = submission_filename(image_key(k, protocol), protocol)
-        if name in contents:
-            raise ValueError(f"two images map to the same file {name}")
-        contents[name] = "".join(line + "\n" for line in ls)
-    os.makedirs(out_dir, exist_ok=True)
-    for fn in os.listdir(out_dir):
-        full = os.path.join(out_dir, fn)
-        if os.path.isfile(full) and _file_key(fn, protocol, "det") is not None:
-            os.remove(full)
-    for name in sorted(contents):
-        with open(os.path.join(out_dir, name), "w", encoding="utf-8", newline="\n") as f:
-            f.write(contents[name])
-    if zip_path is not None:
-        zip_path = os.fspath(zip_path)
-        tmp = f"{zip_path}.tmp{os.getpid()}"
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as z:
-            for name in sorted(contents):
-                z.writestr(name, contents[name].encode("utf-8"))
-        os.replace(tmp, zip_path)
-    return {"dir": out_dir, "files": sorted(contents), "zip": zip_path}
-
-
-def write_submission(dets: Mapping, out_dir: Union[str, os.PathLike], protocol: str,
-                     zip_path: Optional[Union[str, os.PathLike]] = None) -> dict:
-    """Write detections (image id -> words, as :func:`evaluate` takes them) in the official layout of
-    ``protocol``: :func:`format_submission_lines` then :func:`write_submission_lines` (same return value)."""
-    protocol = canonical_protocol(protocol)
-    return write_submission_lines(
-        {k: format_submission_lines(words, protocol) for k, words in dets.items()}, out_dir, protocol, zip_path
-    )
-
-
-def write_icdar15_submission(dets: Mapping, out_dir, zip_path=None) -> dict:
-    """ICDAR 2015 submission: ``res_img_<id>.txt`` files in ``out_dir`` and zipped flat into ``zip_path``
-    (default ``<out_dir>.zip``). Words must be quadrilaterals (:func:`to_quad`)."""
-    out_dir = os.fspath(out_dir)
-    if zip_path is None:
-        zip_path = out_dir.rstrip("/\\") + ".zip"
-    return write_submission(dets, out_dir, "icdar15", zip_path)
-
-
-def write_totaltext_submission(dets: Mapping, out_dir, zip_path=None, protocol: str = "totaltext") -> dict:
-    """Total-Text / CTW1500 submission: ``<7-digit id>.txt`` files in ``out_dir`` (and a flat zip if asked)."""
-    return write_submission(dets, out_dir, protocol, zip_path)
-
-
-# ------------------------------------------------------------------------------------------------- CLI --
-def _json_default(o):
+def json_default(o):
+    """``json.dump(..., default=json_default)`` for :func:`evaluate` results: numpy numbers as Python numbers."""
     if isinstance(o, np.integer):
         return int(o)
     if isinstance(o, np.floating):
         return float(o)
     raise TypeError(f"not JSON serializable: {type(o)}")
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m fasttcm.evaluation.text_eval",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=(
-            "Scene-text detection and end-to-end evaluation, as the official RRC scripts compute it.\n\n"
-            "icdar15:   gt_img_<id>.txt / res_img_<id>.txt, lines x1,y1,...,x4,y4[,transcription]\n"
-            "totaltext: <7-digit id>.txt on both sides, lines x1,y1,...,xn,yn,####transcription\n"
-            "           (ctw1500: same files and rules; reported under its own name)\n"
-            "GT and detections: a folder or a zip with the files flat in it. '###' marks don't care.\n"
-            "Matching: greedy in file order, one-to-one, IoU > 0.5; detections more than 0.5 (area\n"
-            "precision) inside a don't-care region are ignored. Prints precision/recall/hmean (%) for\n"
-            "detection only and end to end, with the counts of care GT, care detections and matches."
-        ),
-        epilog=(
-            "JSON (--json): {protocol, word_spotting, num_images, num_images_without_detections,\n"
-            "  det_only: {precision, recall, hmean, care_gt, care_det, matched}, e2e: {same},\n"
-            "  per_sample: {id: {det_only, e2e, num_gt, num_det, det_only_pairs, e2e_pairs}},\n"
-            "  warnings: {gt/det_polygons_repaired/empty, gt/det_ring_area_differs, quads_reordered,\n"
-            "  unknown_det_images, ignored_files, messages}, sources}; rates are fractions in [0, 1].\n"
-            "icdar15 measures each word by its ring as written (the official rule); self-intersecting\n"
-            "quadrilaterals, whose ring area is smaller than their shape, are counted and warned about.\n"
-            "Polygons: invalid ones are repaired (shapely make_valid) and counted. Detections for images\n"
-            "without ground truth are ignored and listed. Malformed lines stop with file:line (exit status 2).\n"
-            "Rules and where fasttcm defines what the official scripts leave undefined: docs/PROTOCOLS.md."
-        ),
-    )
-    parser.add_argument("--protocol", required=True, choices=PROTOCOLS, help="evaluation protocol")
-    parser.add_argument("--gt", required=True, help="ground truth: folder or zip in the protocol's layout")
-    parser.add_argument("--det", required=True, help="detections: folder or zip in the protocol's layout")
-    parser.add_argument("--word-spotting", action="store_true",
-                        help="word-spotting mode: GT words failing the dictionary rule are don't care for end to "
-                             "end (conventional for Total-Text)")
-    parser.add_argument("--json", metavar="OUT", help="write the full result (with per-image numbers) to this file")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    try:
-        result = evaluate(args.gt, args.det, args.protocol, args.word_spotting)
-    except (ValueError, OSError) as e:  # bad files or paths: one line that names them
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(format_table(result))
-    if args.json:
-        try:
-            d = os.path.dirname(os.path.abspath(args.json))
-            os.makedirs(d, exist_ok=True)
-            with open(args.json, "w", encoding="utf-8") as f:
-                json.dump(result, f, indent=1, ensure_ascii=False, default=_json_default)
-        except OSError as e:
-            print(f"error: cannot write {args.json}: {e}", file=sys.stderr)
-            return 2
-        print(f"  result written to {args.json}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -348,5 +348,5 @@ class TextDetEvaluator(DatasetEvaluator):
         te.write_submission_lines(at_threshold, folder, self._protocol, zip_path)
         with open(os.path.join(self._output_dir, "text_eval.json"), "w", encoding="utf-8") as f:
             json.dump({"dataset": self._dataset_name, **result}, f, indent=1, ensure_ascii=False,
-                      default=te._json_default)
+                      default=te.json_default)
         logger.info(f"Text submission written to {folder}" + (f" and {zip_path}" if zip_path else ""))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fasttcm.structures.quads import exact_pair_areas, rboxes_to_quads
-from fasttcm.data.dota.labels import (
+from fasttcm.formats.dota import (
     DOTA_V1_CLASSES,
     Task1Detections,
     format_label_line,
@@ -18,7 +18,8 @@ from fasttcm.data.dota.labels import (
     task1_template,
     write_task1_dir,
 )
-from fasttcm.evaluation.dota_eval import evaluate_files, load_ground_truth, main
+from conftest import load_tool
+from fasttcm.evaluation.dota_eval import evaluate_files, load_ground_truth
 
 
 def box(x0, y0, x1, y1):
@@ -67,7 +68,7 @@ def test_bad_templates_name_the_path(small_set, bad, what):
 
 def test_cli_accepts_the_devkit_template_and_fails_in_one_line(small_set, capsys):
     gt = str(small_set / "gt")
-    assert main(["--det", str(small_set / "det" / "Task1_{:s}.txt"), "--gt", gt]) == 0
+    assert load_tool("evaluate_dota").main(["--det", str(small_set / "det" / "Task1_{:s}.txt"), "--gt", gt]) == 0
     assert "| plane" in capsys.readouterr().out
     cases = [
         ["--det", str(small_set / "nowhere" / "Task1_{:s}.txt"), "--gt", gt],  # no such folder
@@ -78,7 +79,7 @@ def test_cli_accepts_the_devkit_template_and_fails_in_one_line(small_set, capsys
         ["--det", str(small_set / "det"), "--gt", str(small_set / "nogt")],
     ]
     for argv in cases:
-        assert main(argv) == 2, argv
+        assert load_tool("evaluate_dota").main(argv) == 2, argv
         err = capsys.readouterr().err
         assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
         assert any(os.path.basename(a.split("{")[0].rstrip("/")) in err for a in argv[1::2]), err
@@ -98,7 +99,7 @@ def test_classes_outside_the_list_are_ignored_and_counted(tmp_path, capsys):
     gt = load_ground_truth(str(tmp_path / "gt"), None, DOTA_V1_CLASSES)
     assert gt.ignored == {"container-crane": 37, "helipad": 1} and len(gt.image) == 3
     out = tmp_path / "r.json"
-    assert main(["--det", str(tmp_path / "det"), "--gt", str(tmp_path / "gt"), "--json", str(out)]) == 0
+    assert load_tool("evaluate_dota").main(["--det", str(tmp_path / "det"), "--gt", str(tmp_path / "gt"), "--json", str(out)]) == 0
     text = capsys.readouterr().out
     assert "ignored 38 ground-truth objects of 2 classes outside DOTA-v1.0: container-crane (37), helipad (1)" in text
     js = json.loads(out.read_text())
@@ -106,17 +107,17 @@ def test_classes_outside_the_list_are_ignored_and_counted(tmp_path, capsys):
     assert js["classes"]["plane"]["ap"] == pytest.approx(1.0) and js["classes"]["ship"]["npos"] == 2
     # the message of the issue, for one class
     write_gt(str(tmp_path / "gt1"), {"I1": [(A, "plane", 0)] + [(B + i, "container-crane", 0) for i in range(37)]})
-    assert main(["--det", str(tmp_path / "det"), "--gt", str(tmp_path / "gt1")]) == 0
+    assert load_tool("evaluate_dota").main(["--det", str(tmp_path / "det"), "--gt", str(tmp_path / "gt1")]) == 0
     assert "ignored 37 ground-truth objects of 1 class outside DOTA-v1.0: container-crane\n" in capsys.readouterr().out
     # under v1.5 container-crane is a class of the list: only helipad is left out
-    assert main(["--det", str(tmp_path / "det"), "--gt", str(tmp_path / "gt"), "--v15", "--json", str(out)]) == 0
+    assert load_tool("evaluate_dota").main(["--det", str(tmp_path / "det"), "--gt", str(tmp_path / "gt"), "--v15", "--json", str(out)]) == 0
     js = json.loads(out.read_text())
     assert js["warnings"]["ignored_gt_objects"] == {"helipad": 1} and js["classes"]["container-crane"]["npos"] == 37
 
 
 def test_strict_classes_keeps_the_refusal_and_training_loaders_refuse(tmp_path, capsys):
     _with_v15_objects(tmp_path, n_crane=1)
-    assert main(["--det", str(tmp_path / "det"), "--gt", str(tmp_path / "gt"), "--strict-classes"]) == 2
+    assert load_tool("evaluate_dota").main(["--det", str(tmp_path / "det"), "--gt", str(tmp_path / "gt"), "--strict-classes"]) == 2
     err = capsys.readouterr().err
     assert "I1.txt:5: unknown class 'container-crane'" in err and err.count("\n") == 1
     with pytest.raises(ValueError, match=r"I1\.txt:5: unknown class 'container-crane'"):
@@ -139,21 +140,21 @@ def test_v15_reads_every_object_as_not_difficult_by_default(tmp_path, capsys):
                                              "container-crane": dets([("I1", 0.5, C)])})
     out = tmp_path / "r.json"
     base = ["--det", str(tmp_path / "det"), "--gt", str(tmp_path / "gt"), "--json", str(out)]
-    assert main(base + ["--v15"]) == 0
+    assert load_tool("evaluate_dota").main(base + ["--v15"]) == 0
     text = capsys.readouterr().out
     js = json.loads(out.read_text())
     # the v1.5 script: both planes count (npos 2) and the detection on the "difficult" one is a true positive
     assert js["classes"]["plane"]["npos"] == 2 and js["classes"]["container-crane"]["npos"] == 1
     assert js["difficult_used"] is False and "difficult flags not used" in text
     assert js["classes"]["plane"]["ap"] == pytest.approx(6 / 11)  # recall 0.5 at precision 1
-    assert main(base + ["--v15", "--honour-difficult"]) == 0
+    assert load_tool("evaluate_dota").main(base + ["--v15", "--honour-difficult"]) == 0
     js = json.loads(out.read_text())
     assert js["classes"]["plane"]["npos"] == 1 and js["classes"]["plane"]["ap"] == 0.0 and js["difficult_used"]
     assert js["classes"]["container-crane"]["npos"] == 0
-    assert main(base) == 0  # v1.0 always honours the flags
+    assert load_tool("evaluate_dota").main(base) == 0  # v1.0 always honours the flags
     assert json.loads(out.read_text())["classes"]["plane"]["npos"] == 1
     with pytest.raises(SystemExit):
-        main(["--help"])
+        load_tool("evaluate_dota").main(["--help"])
     h = capsys.readouterr().out
     assert "v1.5 script" in h and "--honour-difficult" in h and "{:s}" in h and "--strict-classes" in h
 
@@ -188,7 +189,7 @@ def test_bow_ties_are_counted_and_warned(tmp_path, capsys):
     write_task1_dir(str(tmp_path / "det"), {"plane": dets([("I1", 0.9, A), ("I1", 0.8, bow + 20)]),
                                              "ship": dets([("I1", 0.7, bow + 50), ("I1", 0.6, bow + 90)])})
     out = tmp_path / "r.json"
-    assert main(["--det", str(tmp_path / "det"), "--gt", str(tmp_path / "gt"), "--json", str(out)]) == 0
+    assert load_tool("evaluate_dota").main(["--det", str(tmp_path / "det"), "--gt", str(tmp_path / "gt"), "--json", str(out)]) == 0
     assert "warning: 2 ground-truth and 3 detection quads cross themselves" in capsys.readouterr().out
     js = json.loads(out.read_text())
     assert (js["warnings"]["bowtie_gt"], js["warnings"]["bowtie_det"]) == (2, 3)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from fasttcm.structures.quads import exact_pair_areas, rboxes_to_quads
+from conftest import load_tool
 from fasttcm.evaluation import text_eval as te
 from fasttcm.structures.polygons import signed_area
 from fasttcm.evaluation.text_eval import dictionary_word, evaluate, parse_polygon_lines, unquote_transcription
@@ -96,7 +97,7 @@ def test_ring_area_warnings_in_table_and_json(tmp_path, capsys):
     write(tmp_path / "det" / "res_img_2.txt", [flat([[0, 0], [10, 10], [10, 0], [0, 10]]) + ",word",
                                                flat([[0, 0], [12, 0], [12, 10], [0, 10]]) + ",word"])
     out = tmp_path / "r.json"
-    rc = te.main(["--protocol", "icdar15", "--gt", str(tmp_path / "gt"), "--det", str(tmp_path / "det"),
+    rc = load_tool("evaluate_text").main(["--protocol", "icdar15", "--gt", str(tmp_path / "gt"), "--det", str(tmp_path / "det"),
                   "--json", str(out)])
     assert rc == 0
     text = capsys.readouterr().out
@@ -109,7 +110,7 @@ def test_ring_area_warnings_in_table_and_json(tmp_path, capsys):
     # a clean file set says so
     write(tmp_path / "gt2" / "gt_img_2.txt", [flat(SQ) + ",Word"])
     write(tmp_path / "det2" / "res_img_2.txt", [flat(SQ) + ",word"])
-    rc = te.main(["--protocol", "icdar15", "--gt", str(tmp_path / "gt2"), "--det", str(tmp_path / "det2")])
+    rc = load_tool("evaluate_text").main(["--protocol", "icdar15", "--gt", str(tmp_path / "gt2"), "--det", str(tmp_path / "det2")])
     text = capsys.readouterr().out
     assert rc == 0 and "warnings: none" in text and "cross themselves" not in text
 
@@ -205,10 +206,10 @@ def test_dictionary_rule_matches_a_character_by_character_reference():
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
     write(tmp_path / "gt" / "gt_img_1.txt", [flat(SQ) + ",a"])
-    rc = te.main(["--protocol", "icdar15", "--gt", str(tmp_path / "gt"), "--det", str(tmp_path / "nowhere")])
+    rc = load_tool("evaluate_text").main(["--protocol", "icdar15", "--gt", str(tmp_path / "gt"), "--det", str(tmp_path / "nowhere")])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "nowhere" in err and "Traceback" not in err
-    rc = te.main(["--protocol", "icdar15", "--gt", str(tmp_path / "gt"), "--det", str(tmp_path / "gt"),
+    rc = load_tool("evaluate_text").main(["--protocol", "icdar15", "--gt", str(tmp_path / "gt"), "--det", str(tmp_path / "gt"),
                   "--json", str(tmp_path / "gt" / "gt_img_1.txt" / "x.json")])
     err = capsys.readouterr().err
     assert rc == 2 and re.search(r"cannot write .*x\.json", err) and err.count("\n") == 1

@@ -35,9 +35,8 @@ print(json.dumps(dict(out, heavy=[m for m in {heavy!r} if m in sys.modules])))
 """
 
 
-def _cli(tmp_path, argv, script=None, module=None):
-    call = (f"runpy.run_path({str(REPO / script)!r}, run_name='__main__')" if script
-            else f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)")
+def _cli(tmp_path, argv, script):
+    call = f"runpy.run_path({str(REPO / script)!r}, run_name='__main__')"
     return _run(_CLI.format(argv=argv, call=call, heavy=HEAVY), tmp_path)
 
 
@@ -59,21 +58,18 @@ def _dota_files(tmp_path):
     (tmp_path / "patches" / "Task1_plane.txt").write_text("P1__1__0___0 0.9 0 0 10 0 10 10 0 10\n")
 
 
-@pytest.mark.parametrize("how", ["script", "module"])
-def test_text_cli_loads_neither_torch_nor_detectron2(tmp_path, how):
+def test_text_cli_loads_neither_torch_nor_detectron2(tmp_path):
     _text_files(tmp_path)
     for protocol, gt, det in (("icdar15", "gt", "det"), ("totaltext", "tgt", "tdet")):
         out = tmp_path / f"{protocol}.json"
         argv = ["x", "--protocol", protocol, "--gt", str(tmp_path / gt), "--det", str(tmp_path / det), "--json",
                 str(out)]
-        r = (_cli(tmp_path, argv, script="tools/evaluate_text.py") if how == "script"
-             else _cli(tmp_path, argv, module="fasttcm.evaluation.text_eval"))
+        r = _cli(tmp_path, argv, script="tools/evaluate_text.py")
         assert r["rc"] == 0 and r["heavy"] == []
         assert json.loads(out.read_text())["e2e"]["hmean"] == 1.0  # the quoted / padded spelling was read
 
 
-@pytest.mark.parametrize("how", ["script", "module"])
-def test_dota_cli_and_merge_load_neither_torch_nor_detectron2(tmp_path, how):
+def test_dota_cli_and_merge_load_neither_torch_nor_detectron2(tmp_path):
     _dota_files(tmp_path)
     r = _run(_CLI.format(argv=["x", str(tmp_path / "patches"), str(tmp_path / "merged")],
                          call=f"runpy.run_path({str(REPO / 'tools/dota_merge.py')!r}, run_name='__main__')",
@@ -82,8 +78,7 @@ def test_dota_cli_and_merge_load_neither_torch_nor_detectron2(tmp_path, how):
     out = tmp_path / "r.json"
     argv = ["x", "--det", str(tmp_path / "merged" / "Task1_{:s}.txt"), "--gt", str(tmp_path / "lab"), "--json",
             str(out)]
-    r = (_cli(tmp_path, argv, script="tools/evaluate_dota.py") if how == "script"
-         else _cli(tmp_path, argv, module="fasttcm.evaluation.dota_eval"))
+    r = _cli(tmp_path, argv, script="tools/evaluate_dota.py")
     assert r["rc"] == 0 and r["heavy"] == []
     assert json.loads(out.read_text())["classes"]["plane"]["ap"] == pytest.approx(1.0)
 

@@ -35,7 +35,7 @@ fasttcm's ``RotatedDatasetMapper`` keeps or drops difficult objects by ``INPUT.F
 (no labels) have no ``annotations`` key.
 
 **Checks** (nothing is dropped silently): malformed label lines, unknown classes, NaN / non-numeric coordinates
--> ``ValueError`` with file and line (:mod:`fasttcm.data.dota.labels`); an image without a label file, a label
+-> ``ValueError`` with file and line (:mod:`fasttcm.formats.dota`); an image without a label file, a label
 file without an image, an unreadable image -> error naming the file; corners outside the image by more than
 ``16 px + 2 %`` of the image side (:data:`BOUNDS_TOLERANCE_PX`, :data:`BOUNDS_TOLERANCE_FRAC`; the real labels
 overshoot by up to a pixel or two) -> ``ValueError`` naming the label file and the image, since the image is then
@@ -56,7 +56,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ...structures.quads import quads_to_rboxes
-from ..dota.labels import DOTA_V1_CLASSES, DOTA_V15_CLASSES, parse_label_file
+from ...formats.dota import DOTA_V1_CLASSES, DOTA_V15_CLASSES, parse_label_file
 from ..fileio import datasets_root, image_size, list_images
 
 logger = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def _read_names(imageset) -> Optional[List[str]]:
     names; ``None`` stays ``None``."""
     if imageset is None:
         return None
-    from ..dota.labels import read_imageset
+    from ...formats.dota import read_imageset
 
     items = _as_list(imageset)
     if len(items) and all(isinstance(i, str) and (os.sep in i or i.endswith(".txt")) for i in items):

@@ -45,7 +45,7 @@ from detectron2.data import DatasetCatalog
 from ...structures.quads import rboxes_to_quads
 from .dota import load_dota_dataset, register_dota
 from ..fileio import FolderLock, datasets_root, stale_cache_todo, write_atomic, write_text_atomic
-from ..dota.labels import format_label_line
+from ...formats.dota import format_label_line
 
 logger = logging.getLogger(__name__)
 

@@ -45,17 +45,26 @@ import json
 import logging
 import math
 import os
-import re
 from dataclasses import asdict, dataclass, field
 from itertools import combinations
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..fileio import IMAGE_EXTENSIONS, image_size, list_images, write_atomic, write_text_atomic
+from ...structures.patches import (  # noqa: F401  (names of the split layout, re-exported)
+    Number,
+    parse_patch_name,
+    parse_rate,
+    patch_name,
+    patch_origins,
+    patch_starts,
+    rate_str,
+    scaled_size,
+)
+from ..fileio import image_size, list_images, write_atomic, write_text_atomic
 
 from ...structures.quads import as_quads, signed_areas
-from .labels import format_label_line, parse_label_file
+from ...formats.dota import format_label_line, parse_label_file
 
 logger = logging.getLogger(__name__)
 
@@ -79,80 +88,6 @@ __all__ = [
 #: formats the splitter writes patches in (OpenCV encoders)
 PATCH_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 SPLIT_VERSION = 1
-
-Number = Union[int, float]
-
-
-def rate_str(rate: Number) -> str:
-    """The rate as Python prints the number given: ``1`` -> ``'1'``, ``0.5`` -> ``'0.5'``, ``1.0`` -> ``'1.0'``."""
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)):
-        raise TypeError(f"rate must be an int or a float, got {rate!r}")
-    return str(rate)
-
-
-def parse_rate(text: str) -> Number:
-    """A rate from the command line, keeping how it was written: ``'1'`` -> ``1`` (int), ``'1.0'`` -> ``1.0``."""
-    t = text.strip()
-    v: Number = int(t) if re.fullmatch(r"[+]?\d+", t) else float(t)
-    if not (math.isfinite(v) and v > 0):
-        raise ValueError(f"rate must be a positive number, got {text!r}")
-    return v
-
-
-_PATCH_RE = re.compile(r"^(?P<id>.+)__(?P<rate>[0-9][0-9.eE+-]*)__(?P<left>\d+)___(?P<up>\d+)$")
-
-
-def patch_name(image_id: str, rate: Number, left: int, up: int) -> str:
-    """``<image_id>__<rate>__<left>___<up>`` (see :func:`rate_str`)."""
-    return f"{image_id}__{rate_str(rate)}__{int(left)}___{int(up)}"
-
-
-def parse_patch_name(name: str) -> Tuple[str, float, int, int]:
-    """``(image_id, rate, left, up)`` of a patch name (a path or an extension is tolerated); ``ValueError`` if
-    ``name`` is not one."""
-    base = os.path.basename(name)
-    stem, ext = os.path.splitext(base)
-    if ext.lower() in IMAGE_EXTENSIONS + (".txt",):
-        base = stem
-    m = _PATCH_RE.match(base)
-    if m is None:
-        raise ValueError(f"{name!r} is not a patch name <image>__<rate>__<left>___<up>")
-    try:
-        rate = float(m.group("rate"))
-    except ValueError:
-        raise ValueError(f"{name!r}: bad rate {m.group('rate')!r}") from None
-    if not (math.isfinite(rate) and rate > 0):
-        raise ValueError(f"{name!r}: bad rate {m.group('rate')!r}")
-    return m.group("id"), rate, int(m.group("left")), int(m.group("up"))
-
-
-def patch_starts(length: int, subsize: int, gap: int) -> List[int]:
-    """Origins of the patches along an axis of ``length`` pixels: ``0, s, 2s, ...`` (``s = subsize - gap``), the
-    last shifted back to ``length - subsize``; ``[0]`` when ``length <= subsize``."""
-    if subsize <= 0 or not (0 <= gap < subsize):
-        raise ValueError(f"need subsize > 0 and 0 <= gap < subsize, got subsize={subsize}, gap={gap}")
-    stride = subsize - gap
-    starts, s = [], 0
-    while True:
-        if s + subsize >= length:
-            starts.append(max(length - subsize, 0))
-            break
-        starts.append(s)
-        s += stride
-    return starts
-
-
-def patch_origins(width: int, height: int, subsize: int, gap: int) -> List[Tuple[int, int]]:
-    """``(left, up)`` of every patch of a ``width x height`` image, columns outer, rows inner."""
-    return [(x, y) for x in patch_starts(width, subsize, gap) for y in patch_starts(height, subsize, gap)]
-
-
-def scaled_size(width: int, height: int, rate: Number) -> Tuple[int, int]:
-    """Size of the image rescaled by ``rate``: ``(round(W * rate), round(H * rate))``, at least 1."""
-    if rate == 1:
-        return int(width), int(height)
-    return max(1, int(round(width * rate))), max(1, int(round(height * rate)))
-
 
 @dataclass
 class SplitConfig:
