@@ -246,10 +246,10 @@ def test_bad_detection_files(tmp_path):
     with pytest.raises(ValueError, match=r"Task1_plane.txt:2: expected 10"):
         evaluate_files(str(d), str(tmp_path / "gt"))
     (d / "Task1_plane.txt").write_text("I1 high 0 0 10 0 10 10 0 10\n")
-    with pytest.raises(ValueError, match=r"Task1_plane.txt:1: score 'high'"):
+    with pytest.raises(ValueError, match=r"Task1_plane.txt:1: non-numeric score 'high'"):
         evaluate_files(str(d), str(tmp_path / "gt"))
     (d / "Task1_plane.txt").write_text("I1 0.5 0 0 10 0 nan 10 0 10\n")
-    with pytest.raises(ValueError, match="not finite"):
+    with pytest.raises(ValueError, match="non-finite"):
         evaluate_files(str(d), str(tmp_path / "gt"))
 
 

@@ -499,14 +499,12 @@ def _image_numbers(care_gt: int, care_det: int, matched: int) -> dict:
     else:
         recall = matched / care_gt
         precision = matched / care_det if care_det > 0 else 0.0
-    return {
-        "precision": precision,
-        "recall": recall,
-        "hmean": _hmean(precision, recall),
-        "care_gt": care_gt,
-        "care_det": care_det,
-        "matched": matched,
-    }
+    return _numbers(precision, recall, care_gt, care_det, matched)
+
+
+def _numbers(precision: float, recall: float, care_gt: int, care_det: int, matched: int) -> dict:
+    return {"precision": precision, "recall": recall, "hmean": _hmean(precision, recall), "care_gt": care_gt,
+            "care_det": care_det, "matched": matched}
 
 
 def _hmean(p: float, r: float) -> float:
@@ -605,14 +603,7 @@ def evaluate(gt, det, protocol: str = "icdar15", word_spotting: bool = False) ->
         care_gt, care_det, matched = int(care_gt.sum()), int(care_det.sum()), int(matched.sum())
         recall = matched / care_gt if care_gt else 0.0
         precision = matched / care_det if care_det else 0.0
-        out[task] = {
-            "precision": precision,
-            "recall": recall,
-            "hmean": _hmean(precision, recall),
-            "care_gt": care_gt,
-            "care_det": care_det,
-            "matched": matched,
-        }
+        out[task] = _numbers(precision, recall, care_gt, care_det, matched)
     out["num_images_without_detections"] = int(np.count_nonzero(np.diff(D.start) == 0))
     out["per_sample"] = per_sample
     out["warnings"] = log.report()

@@ -29,6 +29,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .common import parse_number, read_lines
+
 __all__ = [
     "DOTA_V1_CLASSES",
     "DOTA_V15_CLASSES",
@@ -103,20 +105,10 @@ class LabelFile:
         return len(self.names)
 
 
-def _num(tok: str, where: str, what: str) -> float:
-    try:
-        v = float(tok)
-    except ValueError:
-        raise ValueError(f"{where}: {what} {tok!r} is not a number") from None
-    if not np.isfinite(v):
-        raise ValueError(f"{where}: {what} {tok!r} is not finite")
-    return v
-
-
 def _check_row(fields: List[str], where: str, cls_index: Optional[Dict[str, int]]) -> None:
     """Raise the ``ValueError`` that an object line deserves (coordinates, class, difficult flag), if any."""
     for k, t in enumerate(fields[:8]):
-        _num(t, where, f"coordinate {k + 1}")
+        parse_number(t, where, f"coordinate {k + 1}")
     name = fields[8]
     if cls_index is not None and name not in cls_index:
         raise ValueError(
@@ -188,13 +180,7 @@ def parse_label_text(text: str, path: str = "<text>", classes: Optional[Sequence
 
 def parse_label_file(path: str, classes: Optional[Sequence[str]] = None) -> LabelFile:
     """Read and parse one labelTxt file (see :func:`parse_label_text`)."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text ({e})") from None
-    return parse_label_text(text, path, classes)
+    return parse_label_text("\n".join(read_lines(path)), path, classes)
 
 
 def format_number(v: float) -> str:
@@ -291,21 +277,15 @@ def parse_task1_text(text: str, path: str = "<text>") -> Task1Detections:
         nums, bad = None, True
     if bad:
         for i, r in rows_ne:
-            _num(r[1], f"{path}:{i}", "score")
+            parse_number(r[1], f"{path}:{i}", "score")
             for k, t in enumerate(r[2:]):
-                _num(t, f"{path}:{i}", f"coordinate {k + 1}")
+                parse_number(t, f"{path}:{i}", f"coordinate {k + 1}")
     return Task1Detections(images, nums[:, 0].copy(), nums[:, 1:].reshape(-1, 4, 2).copy())
 
 
 def read_task1_file(path: str) -> Task1Detections:
     """Read and parse one ``Task1_<class>.txt`` file (see :func:`parse_task1_text`)."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text ({e})") from None
-    return parse_task1_text(text, path)
+    return parse_task1_text("\n".join(read_lines(path)), path)
 
 
 def format_task1_text(d: Task1Detections) -> str:

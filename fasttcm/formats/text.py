@@ -47,7 +47,6 @@ evaluation of the parsed lines equals the evaluation of the written files.
 """
 from __future__ import annotations
 
-import math
 import os
 import re
 import zipfile
@@ -60,6 +59,7 @@ import shapely
 from shapely.geometry import Polygon
 
 from ..structures.polygons import as_points, signed_area
+from .common import decode_lines, parse_coordinates, short_line
 
 __all__ = [
     "PROTOCOLS",
@@ -76,7 +76,6 @@ __all__ = [
     "parse_icdar15_lines",
     "parse_polygon_lines",
     "unquote_transcription",
-    "read_lines",
     "load_text_files",
     "as_text_files",
     "format_submission_lines",
@@ -178,39 +177,6 @@ def _file_key(name: str, protocol: str, role: str) -> Optional[str]:
 
 
 # -------------------------------------------------------------------------------------------- parsing --
-def read_lines(data: bytes, where: str) -> List[str]:
-    """The lines of a file's bytes as the official readers see them: UTF-8 with or without a BOM, CR/LF, LF or CR
-    line ends; ``ValueError`` naming ``where`` when it is not UTF-8."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{where}: not UTF-8 ({e})") from None
-    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-
-
-def _short(line: str) -> str:
-    return repr(line if len(line) <= 80 else line[:77] + "...")
-
-
-def _coords(fields: Sequence[str], where: str, line: str) -> np.ndarray:
-    try:  # fast path; the loop below only runs to name what is wrong
-        vals = list(map(float, fields))
-        ok = all(map(math.isfinite, vals))
-    except ValueError:
-        ok = False
-    if not ok:
-        for f in fields:
-            try:
-                v = float(f)
-            except ValueError:
-                raise ValueError(f"{where}: non-numeric coordinate {f.strip()!r} in {_short(line)}") from None
-            if not math.isfinite(v):
-                raise ValueError(f"{where}: non-finite coordinate {f.strip()!r} in {_short(line)}")
-    if len(vals) % 2:
-        raise ValueError(f"{where}: odd number of coordinates ({len(vals)}) in {_short(line)}")
-    return np.asarray(vals, dtype=np.float64).reshape(-1, 2)
-
-
 #: a transcription wrapped in one pair of double quotes, white space allowed outside them (the RRC readers' rule)
 _QUOTED = re.compile(r'^\s*"(.*)"\s*$')
 
@@ -238,7 +204,7 @@ def _points_of_rows(fields: List[Sequence[str]], where: str, rows: List[Tuple[in
         ok = False
     if not ok:
         for f, (i, line) in zip(fields, rows):
-            _coords(f, f"{where}:{i}", line)
+            parse_coordinates(f, f"{where}:{i}", line)
     return flat
 
 
@@ -256,7 +222,7 @@ def parse_icdar15_lines(lines: Iterable[str], where: str = "<memory>") -> List[T
         if len(p) < 8:
             raise ValueError(
                 f"{where}:{i}: expected 8 coordinates x1,y1,...,x4,y4 then ',transcription'; "
-                f"got {len(p)} field(s) in {_short(line)}"
+                f"got {len(p)} field(s) in {short_line(line)}"
             )
         rows.append((i, line))
         parts.append(p)
@@ -270,16 +236,18 @@ def parse_icdar15_lines(lines: Iterable[str], where: str = "<memory>") -> List[T
 _POLY_SEP = "," + POLYGON_SEPARATOR
 
 
-def parse_polygon_lines(lines: Iterable[str], where: str = "<memory>", require_text: bool = True) -> List[TextItem]:
+def parse_polygon_lines(lines: Iterable[str], where: str = "<memory>", require_text: bool = True,
+                        first_line: int = 1) -> List[TextItem]:
     """Parse Total-Text/CTW1500 lines ``x1,y1,...,xn,yn,####transcription`` (n >= 3), as the official polygon
     reader does: the line is stripped, split at the first ``,####`` (a line without it but with ``####`` right
     after the last coordinate is read the same way), the transcription stripped and then unquoted
     (:func:`unquote_transcription`).
 
     ``require_text=False`` (detections) also accepts lines of coordinates only (empty transcription).
-    ``ValueError`` naming ``where:line`` on a malformed line."""
+    ``ValueError`` naming ``where:line`` on a malformed line (``first_line``: the number of the first line given).
+    """
     rows, fields, texts = [], [], []
-    for i, raw in enumerate(lines, start=1):
+    for i, raw in enumerate(lines, start=first_line):
         line = raw.strip()
         if not line:
             continue
@@ -288,7 +256,7 @@ def parse_polygon_lines(lines: Iterable[str], where: str = "<memory>", require_t
         elif POLYGON_SEPARATOR in line:
             coords, text = line.split(POLYGON_SEPARATOR, 1)
         elif require_text:
-            raise ValueError(f"{where}:{i}: expected x1,y1,...,xn,yn,####transcription, got {_short(raw)}")
+            raise ValueError(f"{where}:{i}: expected x1,y1,...,xn,yn,####transcription, got {short_line(raw)}")
         else:
             coords, text = line, ""
         c = coords.strip()
@@ -296,10 +264,10 @@ def parse_polygon_lines(lines: Iterable[str], where: str = "<memory>", require_t
             c = c[:-1]
         f = c.split(",")
         if len(f) % 2:
-            _coords(f, f"{where}:{i}", raw)  # names a non-number first, else the odd count
+            parse_coordinates(f, f"{where}:{i}", raw)  # names a non-number first, else the odd count
         if len(f) < 6:
-            _coords(f, f"{where}:{i}", raw)
-            raise ValueError(f"{where}:{i}: {len(f) // 2} point(s), a polygon needs at least 3, in {_short(raw)}")
+            parse_coordinates(f, f"{where}:{i}", raw)
+            raise ValueError(f"{where}:{i}: {len(f) // 2} point(s), a polygon needs at least 3, in {short_line(raw)}")
         rows.append((i, raw))
         fields.append(f)
         texts.append(_unquote_fast(text.strip()))
@@ -370,7 +338,7 @@ def load_text_files(path: Union[str, os.PathLike], protocol: str, role: str = "g
             continue
         if key in items:
             raise ValueError(f"{where} and {sources[key]} are both the {role} file of image {key!r}")
-        items[key] = parse_lines(read_lines(data, where), protocol, where, role)
+        items[key] = parse_lines(decode_lines(data, where), protocol, where, role)
         sources[key] = where
     return TextFiles(items, sources, ignored, f"{path} ({len(items)} files)")
 

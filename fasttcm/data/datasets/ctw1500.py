@@ -25,32 +25,17 @@ import os
 from typing import List
 from xml.parsers import expat
 
-from .records import TextInstance, parse_coordinates, parse_numbers, read_text_lines
+from ...formats.text import POLYGON_SEPARATOR, parse_polygon_lines
+from .records import TextInstance, parse_coordinates, parse_numbers, read_lines, training_dont_care
 
-__all__ = ["load_ctw1500_gt", "load_ctw1500_xml", "load_polygon_txt_gt", "SEPARATOR", "DONT_CARE"]
-
-SEPARATOR = "####"
-DONT_CARE = "###"
-
-
-def _absolute(line: str, where: str, lineno: int) -> TextInstance:
-    coords, text = line.split(SEPARATOR, 1)
-    pts = parse_coordinates(coords.strip().rstrip(",").split(","), where)
-    if len(pts) < 3:
-        raise ValueError(f"{where}: {len(pts)} point(s), a polygon needs at least 3")
-    return TextInstance(pts, text, text.strip() == DONT_CARE, lineno)
+__all__ = ["load_ctw1500_gt", "load_ctw1500_xml", "load_polygon_txt_gt"]
 
 
 def load_polygon_txt_gt(path: str) -> List[TextInstance]:
-    """Parse a generic polygon file: every line ``x1,y1,...,xn,yn,####text`` (n >= 3; ``###`` = don't care)."""
-    out = []
-    for i, line in enumerate(read_text_lines(path), start=1):
-        if not line.strip():
-            continue
-        if SEPARATOR not in line:
-            raise ValueError(f"{path}:{i}: expected x1,y1,...,xn,yn,####transcription")
-        out.append(_absolute(line, f"{path}:{i}", i))
-    return out
+    """Parse a generic polygon file: every line ``x1,y1,...,xn,yn,####text`` (n >= 3; ``###`` = don't care), with
+    the official polygon reader the evaluator uses (:func:`fasttcm.formats.text.parse_polygon_lines`)."""
+    return [TextInstance(w.points, w.text, training_dont_care(w.text), w.line)
+            for w in parse_polygon_lines(read_lines(path), path, require_text=True)]
 
 
 def load_ctw1500_xml(path: str) -> List[TextInstance]:
@@ -102,18 +87,19 @@ def load_ctw1500_xml(path: str) -> List[TextInstance]:
         if len(pts) < 3:
             raise ValueError(f"{where}: {len(pts)} point(s) in <segs>, a polygon needs at least 3")
         label = (label or "").strip()
-        out.append(TextInstance(pts, label, label == DONT_CARE, line))
+        out.append(TextInstance(pts, label, training_dont_care(label), line))
     return out
 
 
 def _ctw1500_txt(path: str) -> List[TextInstance]:
     out = []
-    for i, line in enumerate(read_text_lines(path), start=1):
+    for i, line in enumerate(read_lines(path), start=1):
         if not line.strip():
             continue
         where = f"{path}:{i}"
-        if SEPARATOR in line:
-            out.append(_absolute(line, where, i))
+        if POLYGON_SEPARATOR in line:  # absolute form: the official polygon reader, this line alone
+            item = parse_polygon_lines([line], path, first_line=i)[0]
+            out.append(TextInstance(item.points, item.text, training_dont_care(item.text), i))
             continue
         fields = [f for f in line.strip().rstrip(",").split(",")]
         vals = parse_numbers(fields, where)

@@ -1,36 +1,21 @@
-"""ICDAR 2015 Incidental Scene Text (RRC Challenge 4) ground truth.
+"""ICDAR 2015 Incidental Scene Text (RRC Challenge 4) ground truth for training.
 
-File ``gt_img_N.txt`` for image ``img_N.jpg``; UTF-8 with or without BOM; CR/LF or LF line ends; one word per line::
-
-    x1,y1,x2,y2,x3,y3,x4,y4,transcription
-
-Coordinates are pixels (integers in the official files; floats accepted), four corners clockwise from the top-left
-of the word. Everything after the 8th comma is the transcription (it may contain commas). ``###`` marks a
-don't-care region (``iscrowd=1``). A line with exactly 8 coordinates and no transcription is read with an empty
-transcription. Blank lines are skipped.
+File ``gt_img_N.txt`` for image ``img_N.jpg``: lines ``x1,y1,...,x4,y4,transcription``, read by the official
+reader the evaluator uses (:func:`fasttcm.formats.text.parse_icdar15_lines`: the transcription is everything after
+the 8th comma, one pair of wrapping quotes removed; malformed lines raise ``ValueError`` naming ``file:line``).
+Training then differs from evaluation in one place, :func:`fasttcm.data.datasets.records.training_dont_care`.
 """
 from __future__ import annotations
 
 from typing import List
 
-from .records import TextInstance, parse_coordinates, read_text_lines
+from ...formats.text import parse_icdar15_lines
+from .records import TextInstance, read_lines, training_dont_care
 
-__all__ = ["load_icdar2015_gt", "DONT_CARE"]
-
-DONT_CARE = "###"
+__all__ = ["load_icdar2015_gt"]
 
 
 def load_icdar2015_gt(path: str) -> List[TextInstance]:
-    """Parse one ICDAR 2015 GT file. Raises ``ValueError`` naming ``path:line`` on a malformed line."""
-    out = []
-    for i, line in enumerate(read_text_lines(path), start=1):
-        if not line.strip():
-            continue
-        parts = line.split(",", 8)
-        where = f"{path}:{i}"
-        if len(parts) < 8:
-            raise ValueError(f"{where}: expected 8 coordinates and a transcription, got {len(parts)} field(s)")
-        pts = parse_coordinates(parts[:8], where)
-        text = parts[8] if len(parts) == 9 else ""
-        out.append(TextInstance(pts, text, text.strip() == DONT_CARE, i))
-    return out
+    """Parse one ICDAR 2015 GT file into :class:`TextInstance` s (points as written, file order)."""
+    return [TextInstance(w.points, w.text, training_dont_care(w.text), w.line)
+            for w in parse_icdar15_lines(read_lines(path), path)]
