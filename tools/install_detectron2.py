@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Install Detectron2 for fasttcm, the way DESIGN.md §2 states.
+"""Install Detectron2 for fasttcm (see README "Installation" and docs/DETECTRON2.md).
 
 1. A detectron2 whose compiled ops (``detectron2._C`` as a shared library) are importable is kept as it is.
 2. Otherwise the PyPI sdist ``pb1-detectron2==0.6`` (byte-identical Python files to detectron2's v0.6 tag, but no

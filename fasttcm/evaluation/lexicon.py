@@ -1,9 +1,10 @@
 """Lexicon-constrained end-to-end spotting, as the field reports it: ICDAR 2015 Strong / Weak / Generic and
 Total-Text / CTW1500 Full lexicons, three named matching rules, exact and vectorised.
 
-This module needs only numpy at import time. It imports :mod:`fasttcm.evaluation.text_eval` lazily, inside the
-functions that key images (:func:`~fasttcm.evaluation.text_eval.image_key`) or evaluate, so ``text_eval`` may
-import this module without a cycle. The full description, in prose, is ``docs/LEXICONS.md``.
+This module needs numpy and shapely (through :mod:`fasttcm.evaluation.text_eval`, the metric it feeds), no torch
+and no detectron2. The full description, in prose, is ``docs/LEXICONS.md``. :func:`evaluate_spotting` computes
+the whole row a paper prints (detection, end to end and word spotting with no lexicon and with each lexicon) and
+:func:`format_spotting_table` prints it; ``tools/evaluate_text.py`` and the ``TextDetEvaluator`` use both.
 
 Lexicon files (UTF-8 with or without a BOM; LF, CR/LF or CR line ends; blank lines skipped)
 -------------------------------------------------------------------------------------------
@@ -73,6 +74,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from . import text_eval as te
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -105,6 +108,8 @@ __all__ = [
     "parse_lexicon_arg",
     "apply_lexicon",
     "evaluate_with_lexicons",
+    "evaluate_spotting",
+    "format_spotting_table",
 ]
 
 #: the matching rules (see the module docstring)
@@ -598,8 +603,6 @@ class PerImageLexicon(Mapping):
 
     def __init__(self, lexicons: Mapping[Any, Lexicon], *, protocol: str = "icdar15", source: str = "<memory>",
                  files: Sequence[str] = (), ignored: Sequence[str] = ()):
-        from . import text_eval as te
-
         self.protocol = te.canonical_protocol(protocol)
         self._lex: Dict[str, Lexicon] = {}
         for k, v in lexicons.items():
@@ -616,8 +619,6 @@ class PerImageLexicon(Mapping):
         self.ignored = tuple(ignored)
 
     def key(self, image_id) -> str:
-        from . import text_eval as te
-
         return te.image_key(image_id, self.protocol)
 
     def __getitem__(self, image_id) -> Lexicon:
@@ -778,8 +779,6 @@ def load_strong_lexicons(folder, *, protocol: str = "icdar15", missing_pair: str
     when the folder has any ``new_voc_img_*.txt`` (each then needs its pair list: ``ValueError`` naming the
     missing file), else the plain ``voc_img_<id>.txt``. Other files are ignored and listed in ``.ignored``
     (logged). ``ValueError`` when the folder has none."""
-    from . import text_eval as te
-
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"strong lexicon folder not found: {folder}")
@@ -857,8 +856,6 @@ def find_lexicon_files(lexicon_dir, protocol: str) -> Dict[str, Tuple[str, Optio
     ``ValueError`` (its stripped words are not what the ground truth has). Strong (ICDAR 2015): the first of
     :data:`STRONG_FOLDERS` holding ``new_voc_img_*.txt`` or ``voc_img_*.txt``, as ``(folder, None)``.
     Lexicons not found are left out."""
-    from . import text_eval as te
-
     protocol = te.canonical_protocol(protocol)
     lexicon_dir = os.fspath(lexicon_dir)
     if not os.path.isdir(lexicon_dir):
@@ -887,8 +884,6 @@ def load_lexicon_dir(lexicon_dir, protocol: str, names: Optional[Sequence[str]] 
                      missing_pair: str = "error") -> Dict[str, LexiconLike]:
     """Load the lexicons of a kit folder (:func:`find_lexicon_files`) in table order. ``names``: the lexicons
     required (``FileNotFoundError`` naming the files searched when one is absent); default: those found."""
-    from . import text_eval as te
-
     protocol = te.canonical_protocol(protocol)
     files = find_lexicon_files(lexicon_dir, protocol)
     wanted = list(DATASET_LEXICONS[protocol]) if names is None else [n.lower() for n in names]
@@ -931,8 +926,6 @@ def load_lexicons(protocol: str, lexicon_dir=None, *, strong=None, weak=None, ge
     overridden by an explicit argument: ``strong`` a folder (:func:`load_strong_lexicons`), ``weak`` / ``generic``
     / ``full`` a word list or ``words<os.pathsep>pairs`` or a ``(words, pairs)`` pair (:func:`parse_lexicon_arg`).
     ``ValueError`` for a lexicon the protocol does not report (``full`` for ICDAR 2015, ``strong`` for Total-Text)."""
-    from . import text_eval as te
-
     protocol = te.canonical_protocol(protocol)
     explicit = {k: v for k, v in (("strong", strong), ("weak", weak), ("generic", generic), ("full", full))
                 if v is not None}
@@ -1157,8 +1150,6 @@ def evaluate_with_lexicons(gt, det, protocol: str, lexicons: Mapping[str, Union[
     ``gt``/``det``: as :func:`~fasttcm.evaluation.text_eval.evaluate` takes them (a folder or zip is read once).
     The ``none`` row uses the same ``score_threshold``. Each lexicon row is the evaluation of
     :func:`apply_lexicon`'s detections, with its :meth:`LexiconResult.summary` under ``"lexicon"``."""
-    from . import text_eval as te
-
     protocol = te.canonical_protocol(protocol)
     if isinstance(gt, (str, os.PathLike)):
         gt = te.load_text_files(gt, protocol, "gt")
@@ -1188,3 +1179,83 @@ def _survivors(words: Sequence[Any], score_threshold: float, image_id) -> List[b
             raise ValueError(f"image {image_id!r}, word #{n}: no score, and a score threshold is set")
         out.append(float(s) >= score_threshold)
     return out
+
+
+# ------------------------------------------------------------------------------------- the whole row --
+_TASKS = (("e2e", False), ("word_spotting", True))
+
+
+def evaluate_spotting(gt, det, protocol: str, lexicons: Optional[Mapping[str, Union[LexiconLike, Mapping]]] = None,
+                      *, rule: str = DEFAULT_RULE, max_distance: Union[float, None, str] = "default",
+                      charset: Optional[str] = None, score_threshold: Optional[float] = None,
+                      on_missing: str = "error") -> dict:
+    """Detection, end to end and word spotting, with no lexicon and with each of ``lexicons``: the row papers
+    print. ``gt`` / ``det`` as :func:`~fasttcm.evaluation.text_eval.evaluate` takes them (read once).
+
+    Returns ``{"protocol", "rule", "max_distance", "score_threshold", "det_only": {P, R, H, counts},
+    "rows": {"none" | lexicon name: {"e2e": {...}, "word_spotting": {...}, "lexicon": summary or None}},
+    "warnings": the no-lexicon evaluation's warnings}`` (rates in [0, 1]). End to end and word spotting differ only
+    in ``word_spotting`` (the dictionary rule for GT words); each lexicon is applied once and scored both ways.
+    """
+    protocol = te.canonical_protocol(protocol)
+    lexicons = dict(lexicons or {})
+    g = te.as_text_files(gt, protocol, "gt")
+    d = te.as_text_files(det, protocol, "det")
+    base = d.items
+    if score_threshold is not None:
+        base = {k: [w for w, keep in zip(ws, _survivors(ws, score_threshold, k)) if keep] for k, ws in base.items()}
+    variants: Dict[str, Tuple[Mapping, Optional[dict]]] = {"none": (base, None)}
+    for name, lex in lexicons.items():
+        res = apply_lexicon(d.items, lex, rule, max_distance=max_distance, charset=charset,
+                            score_threshold=score_threshold, on_missing=on_missing, protocol=protocol)
+        variants[name] = (res.detections, res.summary())
+    out: dict = {"protocol": protocol, "rule": rule if lexicons else None,
+                 "max_distance": resolve_max_distance(rule, max_distance) if lexicons else None,
+                 "score_threshold": score_threshold, "rows": {}}
+    for name, (dets, summary) in variants.items():
+        row: dict = {"lexicon": summary}
+        for task, ws in _TASKS:
+            r = te.evaluate(g, dets, protocol, ws)
+            row[task] = r["e2e"]
+            if name == "none" and not ws:
+                out["det_only"], out["warnings"] = r["det_only"], r["warnings"]
+                out["num_images"], out["sources"] = r["num_images"], r["sources"]
+        out["rows"][name] = row
+    return out
+
+
+def format_spotting_table(result: dict, conventional_word_spotting: Optional[bool] = None) -> str:
+    """:func:`evaluate_spotting`'s result as one table (percent), naming the protocol, the matching rule, the
+    lexicon files and the score threshold. ``conventional_word_spotting`` marks the column a dataset is usually
+    reported with (Total-Text: word spotting; ICDAR 2015 and CTW1500: end to end)."""
+    p = result["protocol"]
+    if conventional_word_spotting is None:
+        conventional_word_spotting = p == "totaltext"
+    thr = result.get("score_threshold")
+    lines = [f"Text spotting evaluation, protocol {p}: {te.describe_protocol(p)}; score threshold "
+             f"{'as submitted' if thr is None else f'>= {thr:g}'}"]
+    lex = [(n, r["lexicon"]) for n, r in result["rows"].items() if r["lexicon"]]
+    if lex:
+        md = result.get("max_distance")
+        lines.append(f"  lexicon rule {result['rule']} (keep when distance < {md:g})" if md is not None else
+                     f"  lexicon rule {result['rule']} (always replace by the nearest word)")
+        for n, s in lex:
+            lines.append(f"  {n}: {', '.join(s['files'])}")
+    mark = {"e2e": "" if conventional_word_spotting else " *", "word_spotting": " *" if conventional_word_spotting
+            else ""}
+    head = "| task | lexicon | precision % | recall % | hmean % | care GT | care det | matched | replaced | dropped |"
+    lines += [head, "|" + "---|" * 10]
+
+    def row(task, name, r, s):
+        c = (s or {}).get("counts", {})
+        return (f"| {task} | {name} | {100 * r['precision']:.2f} | {100 * r['recall']:.2f} | {100 * r['hmean']:.2f} "
+                f"| {r['care_gt']} | {r['care_det']} | {r['matched']} | {c.get('replaced', '')} | "
+                f"{c.get('dropped', '')} |")
+
+    lines.append(row("detection only", "-", result["det_only"], None))
+    for task, label in (("e2e", "end to end"), ("word_spotting", "word spotting")):
+        for name, r in result["rows"].items():
+            lines.append(row(label + mark[task], name, r[task], r["lexicon"]))
+    lines.append("  * the column this dataset is conventionally reported with")
+    lines += te.warning_lines({"warnings": result.get("warnings", {})}) if result.get("warnings") else []
+    return "\n".join(lines)
