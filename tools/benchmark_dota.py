@@ -6,7 +6,7 @@ What is timed (wall clock, best of --repeat runs; data generation and imports ar
 * evaluation: ``fasttcm.evaluation.dota_eval.evaluate_files`` on 500 images (about 40 labelled objects each,
   labelTxt files) and 20 000 detections in 15 ``Task1_<class>.txt`` files: parsing every file, polygon IoU,
   matching, AP. Target < 0.5 s.
-* merging: ``fasttcm.data.dota.merge.merge_detections`` on 20 000 patch detections held in memory (parsing patch
+* merging: ``fasttcm.structures.patches.merge_detections`` on 20 000 patch detections held in memory (parsing patch
   names, mapping back, class-wise polygon NMS at 0.1). Target < 0.3 s. The file-to-file merge
   (``merge_task1_dir``: reading and writing Task1 files too) is printed for information.
 * splitting: ``fasttcm.data.dota.split.split_dataset`` of 20 images of 2000-3000 px (PNG sources written with the

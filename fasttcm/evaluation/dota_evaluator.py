@@ -7,12 +7,12 @@ input image, ``scores``, ``pred_classes``), turns each box into its 4 corners
 
 1. if the dataset is a split set (metadata ``is_split``), merges the patch detections onto the original images
    (offsets and rate parsed from the patch name ``image_id``, class-wise polygon NMS at ``nms_thr``, 0.1;
-   :func:`fasttcm.data.dota.merge.merge_detections`);
+   :func:`fasttcm.structures.patches.merge_detections`);
 2. writes ``Task1_<class>.txt`` for every class under ``output_dir`` when given (usually
    ``OUTPUT_DIR/inference/<dataset>``): lines ``<image> <score> x1 y1 ... x4 y4``, score with 6 decimals,
    coordinates with 2; per class sorted by image name, then score (ready to zip for the DOTA server);
 3. evaluates exactly these written values (the in-memory text is parsed back, so re-running
-   ``python -m fasttcm.evaluation.dota_eval`` on the files gives the same numbers) against the metadata's ground
+   ``tools/evaluate_dota.py`` on the files gives the same numbers) against the metadata's ground
    truth: ``gt_dir`` (labelTxt of the original images; a list is searched in order) and ``imageset``
    (image-set file(s) naming the original images; ``None`` or a missing file = every label file of ``gt_dir``);
 4. logs the per-class table (the protocol is stated in it) and returns
