@@ -107,7 +107,6 @@ __all__ = [
     "load_lexicons",
     "parse_lexicon_arg",
     "apply_lexicon",
-    "evaluate_with_lexicons",
     "evaluate_spotting",
     "format_spotting_table",
 ]
@@ -934,12 +933,9 @@ def load_lexicons(protocol: str, lexicon_dir=None, *, strong=None, weak=None, ge
             raise ValueError(f"protocol {protocol} has no {k!r} lexicon; it has {DATASET_LEXICONS[protocol]}")
     found: Dict[str, LexiconLike] = {}
     if lexicon_dir is not None:
-        files = find_lexicon_files(lexicon_dir, protocol)
-        for name, (words, pairs) in files.items():
-            if name in explicit:
-                continue
-            found[name] = (load_strong_lexicons(words, protocol=protocol, missing_pair=missing_pair)
-                           if name == "strong" else load_lexicon(words, pairs, missing_pair=missing_pair, name=name))
+        present = find_lexicon_files(lexicon_dir, protocol)
+        found.update(load_lexicon_dir(lexicon_dir, protocol, [n for n in present if n not in explicit],
+                                      missing_pair=missing_pair))
     for name, v in explicit.items():
         if name == "strong":
             found[name] = load_strong_lexicons(v, protocol=protocol, missing_pair=missing_pair)
@@ -1139,36 +1135,6 @@ def apply_lexicon(dets: Mapping[Any, Sequence[Any]], lexicon: Union[LexiconLike,
     src = lexicon if isinstance(lexicon, (Lexicon, PerImageLexicon)) else per_image
     return LexiconResult(out, counts, per_img, without, rule, thr, score_threshold, src.description,
                          tuple(src.files), on_missing, matches, messages)
-
-
-def evaluate_with_lexicons(gt, det, protocol: str, lexicons: Mapping[str, Union[LexiconLike, Mapping]], *,
-                           rule: str = DEFAULT_RULE, word_spotting: bool = False,
-                           max_distance: Union[float, None, str] = "default", charset: Optional[str] = None,
-                           score_threshold: Optional[float] = None, on_missing: str = "error") -> Dict[str, dict]:
-    """End-to-end rows for no lexicon and each given lexicon: ``{"none": evaluate(...), name: evaluate(...), ...}``.
-
-    ``gt``/``det``: as :func:`~fasttcm.evaluation.text_eval.evaluate` takes them (a folder or zip is read once).
-    The ``none`` row uses the same ``score_threshold``. Each lexicon row is the evaluation of
-    :func:`apply_lexicon`'s detections, with its :meth:`LexiconResult.summary` under ``"lexicon"``."""
-    protocol = te.canonical_protocol(protocol)
-    if isinstance(gt, (str, os.PathLike)):
-        gt = te.load_text_files(gt, protocol, "gt")
-    if isinstance(det, (str, os.PathLike)):
-        det = te.load_text_files(det, protocol, "det")
-    det_map = det.items if isinstance(det, te.TextFiles) else det
-    base = det_map
-    rows: Dict[str, dict] = {}
-    if score_threshold is not None:
-        base = {k: [w for w, keep in zip(ws, _survivors(ws, score_threshold, k)) if keep] for k, ws in det_map.items()}
-    rows["none"] = te.evaluate(gt, base, protocol, word_spotting)
-    rows["none"]["lexicon"] = {"rule": None, "lexicon": None, "score_threshold": score_threshold}
-    for name, lex in lexicons.items():
-        res = apply_lexicon(det_map, lex, rule, max_distance=max_distance, charset=charset,
-                            score_threshold=score_threshold, on_missing=on_missing, protocol=protocol)
-        row = te.evaluate(gt, res.detections, protocol, word_spotting)
-        row["lexicon"] = res.summary()
-        rows[name] = row
-    return rows
 
 
 def _survivors(words: Sequence[Any], score_threshold: float, image_id) -> List[bool]:

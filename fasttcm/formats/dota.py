@@ -34,7 +34,6 @@ from .common import parse_number, read_lines
 __all__ = [
     "DOTA_V1_CLASSES",
     "DOTA_V15_CLASSES",
-    "dota_classes",
     "LabelFile",
     "parse_label_file",
     "parse_label_text",
@@ -73,15 +72,6 @@ DOTA_V1_CLASSES: Tuple[str, ...] = (
 DOTA_V15_CLASSES: Tuple[str, ...] = DOTA_V1_CLASSES + ("container-crane",)
 
 _HEADER = re.compile(r"""^\s*['"]?[A-Za-z][A-Za-z0-9_ -]*['"]?\s*:""")
-
-
-def dota_classes(version: str = "1.0") -> Tuple[str, ...]:
-    """The class list of DOTA ``"1.0"`` (15 classes) or ``"1.5"`` (16)."""
-    if str(version) in ("1", "1.0", "v1", "v1.0"):
-        return DOTA_V1_CLASSES
-    if str(version) in ("1.5", "v1.5"):
-        return DOTA_V15_CLASSES
-    raise ValueError(f"unknown DOTA version {version!r} (expected '1.0' or '1.5')")
 
 
 @dataclass

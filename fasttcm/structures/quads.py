@@ -50,7 +50,6 @@ import numpy as np
 __all__ = [
     "as_quads",
     "signed_areas",
-    "is_convex",
     "quads_to_rboxes",
     "rboxes_to_quads",
     "quad_aabbs",
@@ -97,30 +96,6 @@ def signed_areas(quads) -> np.ndarray:
     return 0.5 * np.sum(x * np.roll(y, -1, axis=1) - np.roll(x, -1, axis=1) * y, axis=1)
 
 
-def is_convex(quads) -> np.ndarray:
-    """``(N,)`` bool: the quad is convex and not self-intersecting (degenerate, collinear corners count as
-    convex). Corners may run either way round."""
-    q = as_quads(quads)
-    e = np.roll(q, -1, axis=1) - q
-    en = np.roll(e, -1, axis=1)
-    c = _cross(e[..., 0], e[..., 1], en[..., 0], en[..., 1])
-    scale = np.maximum(np.abs(e).max(axis=(1, 2)), 1e-300) ** 2
-    tol = 1e-12 * scale[:, None]
-    same_turn = np.all(c >= -tol, axis=1) | np.all(c <= tol, axis=1)
-    # and the diagonals cross (each pair of opposite corners on both sides of the other diagonal): rules out
-    # self-intersecting orders even in degenerate, nearly collinear cases where the turn signs are unreliable
-    d1 = q[:, 2] - q[:, 0]
-    d2 = q[:, 3] - q[:, 1]
-    s1 = _cross(d1[:, 0], d1[:, 1], q[:, 1, 0] - q[:, 0, 0], q[:, 1, 1] - q[:, 0, 1])
-    s3 = _cross(d1[:, 0], d1[:, 1], q[:, 3, 0] - q[:, 0, 0], q[:, 3, 1] - q[:, 0, 1])
-    s0 = _cross(d2[:, 0], d2[:, 1], q[:, 0, 0] - q[:, 1, 0], q[:, 0, 1] - q[:, 1, 1])
-    s2 = _cross(d2[:, 0], d2[:, 1], q[:, 2, 0] - q[:, 1, 0], q[:, 2, 1] - q[:, 1, 1])
-    tol1 = 1e-12 * scale
-    diagonals_cross = (s1 * s3 <= tol1 * tol1) & (s0 * s2 <= tol1 * tol1)
-    return same_turn & diagonals_cross
-
-
-# --------------------------------------------------------------------------------------------- rotated boxes
 def quads_to_rboxes(quads) -> np.ndarray:
     """Minimum-area enclosing rectangle of each quad as ``(N, 5)`` rotated boxes ``(cx, cy, w, h, a)``.
 

@@ -449,21 +449,25 @@ def test_load_lexicons_explicit_paths_override_the_folder(tmp_path):
     assert lx.parse_lexicon_arg(str(other)) == (str(other), None)
 
 
-def test_evaluate_with_lexicons_rows(tmp_path):
+def test_evaluate_spotting_rows(tmp_path):
     root = _kit(tmp_path)
     lexs = lx.load_lexicons("icdar15", root)
     dets = {"img_1": [{"points": _quad(0), "text": "DONT", "score": 0.9},
                       {"points": _quad(100), "text": "HOUSE", "score": 0.9},
                       {"points": _quad(200), "text": "CARS", "score": 0.3}]}
-    rows = lx.evaluate_with_lexicons(GT, dets, "icdar15", lexs)
+    res = lx.evaluate_spotting(GT, dets, "icdar15", lexs)
+    rows = res["rows"]
     assert list(rows) == ["none", "strong", "weak", "generic"]
-    assert rows["none"]["e2e"]["matched"] == 1
+    assert rows["none"]["e2e"]["matched"] == 1 and res["det_only"]["matched"] == 3
     for name in ("strong", "weak", "generic"):
         assert rows[name]["e2e"]["matched"] == 3, name  # DONT -> DON'T, CARS -> CAR
         assert rows[name]["lexicon"]["rule"] == "adelaidet"
-    rows = lx.evaluate_with_lexicons(GT, dets, "icdar15", {"generic": lexs["generic"]}, score_threshold=0.5)
+    res = lx.evaluate_spotting(GT, dets, "icdar15", {"generic": lexs["generic"]}, score_threshold=0.5)
+    rows = res["rows"]
     assert rows["none"]["e2e"]["care_det"] == 2 and rows["generic"]["e2e"]["care_det"] == 2
     assert rows["generic"]["lexicon"]["counts"]["below_score"] == 1
+    table = lx.format_spotting_table(res)
+    assert "score threshold >= 0.5" in table and "| end to end * | generic |" in table
 
 
 def test_module_loads_neither_torch_nor_detectron2():
