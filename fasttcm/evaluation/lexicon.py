@@ -1166,13 +1166,14 @@ def evaluate_spotting(gt, det, protocol: str, lexicons: Optional[Mapping[str, Un
     protocol = te.canonical_protocol(protocol)
     lexicons = dict(lexicons or {})
     g = te.as_text_files(gt, protocol, "gt")
-    d = te.as_text_files(det, protocol, "det")
-    base = d.items
+    # in-memory detections stay as given (their scores and character probabilities are needed); files are read once
+    det_map = det if isinstance(det, Mapping) else te.as_text_files(det, protocol, "det").items
+    base = det_map
     if score_threshold is not None:
         base = {k: [w for w, keep in zip(ws, _survivors(ws, score_threshold, k)) if keep] for k, ws in base.items()}
     variants: Dict[str, Tuple[Mapping, Optional[dict]]] = {"none": (base, None)}
     for name, lex in lexicons.items():
-        res = apply_lexicon(d.items, lex, rule, max_distance=max_distance, charset=charset,
+        res = apply_lexicon(det_map, lex, rule, max_distance=max_distance, charset=charset,
                             score_threshold=score_threshold, on_missing=on_missing, protocol=protocol)
         variants[name] = (res.detections, res.summary())
     out: dict = {"protocol": protocol, "rule": rule if lexicons else None,
