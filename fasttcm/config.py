@@ -91,5 +91,13 @@ def add_fasttcm_config(cfg):
     _C.TEST.FASTTCM.TILE_GAP = 200  # overlap of neighbouring tiles (pixels), as DOTA's splitter
     _C.TEST.FASTTCM.TILE_NMS_THRESH = 0.1  # class-wise polygon NMS IoU threshold when merging tile predictions
     _C.TEST.FASTTCM.SCORE_THRESHOLD = 0.5  # detections below this score are not reported to evaluators (fixed, no sweep)
+    _C.TEST.FASTTCM.LEXICON_DIR = ""  # text e2e: a lexicon kit folder (docs/LEXICONS.md); "" = none
+    _C.TEST.FASTTCM.LEXICON_STRONG = ""  # ICDAR 2015 Strong: folder of voc_img_N.txt (overrides LEXICON_DIR's)
+    _C.TEST.FASTTCM.LEXICON_WEAK = ""  # ICDAR 2015 Weak: WORDS[:PAIRS] file(s)
+    _C.TEST.FASTTCM.LEXICON_GENERIC = ""  # ICDAR 2015 Generic: WORDS[:PAIRS] file(s)
+    _C.TEST.FASTTCM.LEXICON_FULL = ""  # Total-Text / CTW1500 Full: WORDS[:PAIRS] file(s)
+    _C.TEST.FASTTCM.LEXICON_RULE = "adelaidet"  # lexicon matching: "adelaidet" | "replace" | "weighted"
+    _C.TEST.FASTTCM.LEXICON_MAX_DISTANCE = -1.0  # keep a match below this distance; -1 = the rule's own (1.5 / none)
+    _C.TEST.FASTTCM.LEXICON_ON_MISSING = "error"  # image without a Strong lexicon: "error" | "drop" | "keep" its words
     _C.TEST.FASTTCM.ALLOW_INCOMPLETE_WEIGHTS = False  # --eval-only/demo/predictor: True accepts MODEL.WEIGHTS missing model tensors (warning)
     return cfg

@@ -29,6 +29,26 @@ def build_mapper(cfg, is_train):
     return DatasetMapper(cfg, is_train)
 
 
+def load_lexicons_from_config(cfg, protocol: str):
+    """The lexicons ``TEST.FASTTCM.LEXICON_DIR`` / ``LEXICON_STRONG`` / ``_WEAK`` / ``_GENERIC`` / ``_FULL`` name for
+    ``protocol`` (those the protocol does not report are skipped with a warning), or None when none is set."""
+    from ..evaluation import lexicon as lx
+
+    t = cfg.TEST.FASTTCM
+    given = {"strong": t.LEXICON_STRONG, "weak": t.LEXICON_WEAK, "generic": t.LEXICON_GENERIC,
+             "full": t.LEXICON_FULL}
+    protocol = lx.te.canonical_protocol(protocol)
+    unused = [k for k, v in given.items() if v and k not in lx.DATASET_LEXICONS[protocol]]
+    if unused:
+        logging.getLogger(__name__).warning(
+            f"TEST.FASTTCM.LEXICON_{'/'.join(u.upper() for u in unused)} set, but protocol {protocol} reports only "
+            f"{lx.DATASET_LEXICONS[protocol]} lexicons: ignored")
+    explicit = {k: v for k, v in given.items() if v and k in lx.DATASET_LEXICONS[protocol]}
+    if not t.LEXICON_DIR and not explicit:
+        return None
+    return lx.load_lexicons(protocol, t.LEXICON_DIR or None, **explicit)
+
+
 def build_evaluator_for_dataset(cfg, dataset_name, output_folder=None):
     """Pick the evaluator from ``MetadataCatalog.get(dataset_name).evaluator_type``.
 
@@ -43,8 +63,12 @@ def build_evaluator_for_dataset(cfg, dataset_name, output_folder=None):
     if evaluator_type in ("icdar15", "totaltext", "ctw1500"):
         from ..evaluation.text_evaluator import TextDetEvaluator
 
+        t = cfg.TEST.FASTTCM
+        lexicons = load_lexicons_from_config(cfg, evaluator_type)
         return TextDetEvaluator(
-            dataset_name, output_dir=output_folder, score_threshold=cfg.TEST.FASTTCM.SCORE_THRESHOLD
+            dataset_name, output_dir=output_folder, score_threshold=t.SCORE_THRESHOLD, lexicons=lexicons,
+            lexicon_rule=t.LEXICON_RULE, lexicon_on_missing=t.LEXICON_ON_MISSING,
+            lexicon_max_distance="default" if t.LEXICON_MAX_DISTANCE < 0 else t.LEXICON_MAX_DISTANCE,
         )
     if evaluator_type == "dota":
         from ..evaluation.dota_evaluator import DOTAEvaluator

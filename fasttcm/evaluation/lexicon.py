@@ -1154,7 +1154,7 @@ _TASKS = (("e2e", False), ("word_spotting", True))
 def evaluate_spotting(gt, det, protocol: str, lexicons: Optional[Mapping[str, Union[LexiconLike, Mapping]]] = None,
                       *, rule: str = DEFAULT_RULE, max_distance: Union[float, None, str] = "default",
                       charset: Optional[str] = None, score_threshold: Optional[float] = None,
-                      on_missing: str = "error") -> dict:
+                      on_missing: str = "error", return_detections: bool = False) -> dict:
     """Detection, end to end and word spotting, with no lexicon and with each of ``lexicons``: the row papers
     print. ``gt`` / ``det`` as :func:`~fasttcm.evaluation.text_eval.evaluate` takes them (read once).
 
@@ -1162,6 +1162,8 @@ def evaluate_spotting(gt, det, protocol: str, lexicons: Optional[Mapping[str, Un
     "rows": {"none" | lexicon name: {"e2e": {...}, "word_spotting": {...}, "lexicon": summary or None}},
     "warnings": the no-lexicon evaluation's warnings}`` (rates in [0, 1]). End to end and word spotting differ only
     in ``word_spotting`` (the dictionary rule for GT words); each lexicon is applied once and scored both ways.
+    ``return_detections``: also ``"detections": {lexicon name: the detections after matching}`` (to write the
+    lexicon's submission files).
     """
     protocol = te.canonical_protocol(protocol)
     lexicons = dict(lexicons or {})
@@ -1179,6 +1181,8 @@ def evaluate_spotting(gt, det, protocol: str, lexicons: Optional[Mapping[str, Un
     out: dict = {"protocol": protocol, "rule": rule if lexicons else None,
                  "max_distance": resolve_max_distance(rule, max_distance) if lexicons else None,
                  "score_threshold": score_threshold, "rows": {}}
+    if return_detections:
+        out["detections"] = {name: dets for name, (dets, _) in variants.items() if name != "none"}
     for name, (dets, summary) in variants.items():
         row: dict = {"lexicon": summary}
         for task, ws in _TASKS:

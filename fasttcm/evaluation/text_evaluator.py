@@ -36,6 +36,13 @@ What it does
        {"text_det": {"precision", "recall", "hmean"},
         "text_e2e": {"precision", "recall", "hmean"}}       # only when the outputs carry ``texts``
 
+   With ``lexicons`` (``{name: lexicon}`` from :func:`fasttcm.evaluation.lexicon.load_lexicons`; the trainer
+   loads them from ``TEST.FASTTCM.LEXICON_*``) and outputs with ``texts``, it also logs the whole spotting row
+   (:func:`~fasttcm.evaluation.lexicon.evaluate_spotting`: end to end and word spotting, no lexicon and each
+   lexicon, with rule, files and threshold named), returns ``"text_e2e_<lexicon>"`` for each (in the evaluator's
+   word-spotting mode, like ``text_e2e``), and writes ``text_results_<lexicon>/`` (+ ``.zip`` for ICDAR 2015), the
+   submission after matching, beside ``text_results``.
+
    With ``threshold_sweep`` (off by default) it also evaluates a grid of score thresholds and adds
    ``"text_det_threshold_sweep": {"threshold", "precision", "recall", "hmean"}`` for the best detection hmean.
    That number picks its threshold on the test set: it is labelled as such and is never the main number.
@@ -50,7 +57,7 @@ import json
 import logging
 import os
 from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import shapely
@@ -63,6 +70,7 @@ from detectron2.utils import comm
 
 from ..structures.polygons import as_points, polygonal_union, signed_area, to_numpy
 from ..structures.quads import rboxes_to_quads
+from . import lexicon as lx
 from . import text_eval as te
 
 __all__ = ["TextDetEvaluator", "DEFAULT_SWEEP"]
@@ -98,6 +106,10 @@ class TextDetEvaluator(DatasetEvaluator):
         word_spotting: Optional[bool] = None,
         distributed: bool = True,
         threshold_sweep: Union[bool, Sequence[float]] = False,
+        lexicons: Optional[Mapping] = None,
+        lexicon_rule: str = lx.DEFAULT_RULE,
+        lexicon_max_distance: Union[float, None, str] = "default",
+        lexicon_on_missing: str = "error",
     ):
         self._dataset_name = dataset_name
         self._output_dir = output_dir
@@ -126,6 +138,10 @@ class TextDetEvaluator(DatasetEvaluator):
             sweep = tuple(float(t) for t in threshold_sweep)
         self._sweep = tuple(sorted(set(sweep)))
         self._keep_threshold = min((self._score_threshold,) + self._sweep)
+        self._lexicons = dict(lexicons or {})
+        self._lexicon_rule = lexicon_rule
+        self._lexicon_max_distance = lexicon_max_distance
+        self._lexicon_on_missing = lexicon_on_missing
         self.reset()
 
     # ----------------------------------------------------------------------------------------- process --
@@ -306,16 +322,31 @@ class TextDetEvaluator(DatasetEvaluator):
         result["predictions_repaired"], result["predictions_dropped"] = counts["repaired"], counts["dropped"]
         result["gt_images_without_output"] = len(unprocessed)
 
+        spotting = None
+        if has_texts and self._lexicons:
+            spotting = lx.evaluate_spotting(
+                gt, select(self._score_threshold), self._protocol, self._lexicons, rule=self._lexicon_rule,
+                max_distance=self._lexicon_max_distance, on_missing=self._lexicon_on_missing,
+                return_detections=True)
+            result["lexicons"] = {k: v for k, v in spotting.items() if k != "detections"}
         if self._output_dir:
-            self._write(lines, scores, result)
+            self._write(lines, scores, result, spotting)
         logger.info(
             f"Text evaluation of {self._dataset_name} at score >= {self._score_threshold:g} "
             f"(ground truth: {gt_source}):\n" + te.format_table(result)
         )
+        if spotting is not None:
+            logger.info(f"End to end with lexicons, {self._dataset_name}:\n"
+                        + lx.format_spotting_table(spotting, self._word_spotting))
         ret = OrderedDict()
         ret["text_det"] = {k: 100.0 * result["det_only"][k] for k in ("precision", "recall", "hmean")}
         if has_texts:
             ret["text_e2e"] = {k: 100.0 * result["e2e"][k] for k in ("precision", "recall", "hmean")}
+        if spotting is not None:  # the column this evaluator reports end to end in (word spotting or not)
+            column = "word_spotting" if self._word_spotting else "e2e"
+            for name, row in spotting["rows"].items():
+                if name != "none":
+                    ret[f"text_e2e_{name}"] = {k: 100.0 * row[column][k] for k in ("precision", "recall", "hmean")}
         if self._sweep:
             best = None
             quiet, te.logger.disabled = te.logger.disabled, True  # its warnings were logged once above
@@ -338,7 +369,7 @@ class TextDetEvaluator(DatasetEvaluator):
             )
         return ret
 
-    def _write(self, lines: Dict[str, List[str]], scores, result: dict) -> None:
+    def _write(self, lines: Dict[str, List[str]], scores, result: dict, spotting: Optional[dict] = None) -> None:
         os.makedirs(self._output_dir, exist_ok=True)
         folder = os.path.join(self._output_dir, "text_results")
         zip_path = os.path.join(self._output_dir, "text_results.zip") if self._rules == "icdar15" else None
@@ -346,6 +377,12 @@ class TextDetEvaluator(DatasetEvaluator):
             k: [ln for ln, s in zip(v, scores[k]) if s >= self._score_threshold] for k, v in lines.items()
         }
         te.write_submission_lines(at_threshold, folder, self._protocol, zip_path)
+        for name, dets in (spotting or {}).get("detections", {}).items():  # one submission per lexicon
+            sub = os.path.join(self._output_dir, f"text_results_{name}")
+            sub_zip = sub + ".zip" if self._rules == "icdar15" else None
+            te.write_submission(dets, sub, self._protocol, sub_zip)
+            logger.info(f"Text submission with the {name} lexicon written to {sub}"
+                        + (f" and {sub_zip}" if sub_zip else ""))
         with open(os.path.join(self._output_dir, "text_eval.json"), "w", encoding="utf-8") as f:
             json.dump({"dataset": self._dataset_name, **result}, f, indent=1, ensure_ascii=False,
                       default=te.json_default)
