@@ -18,7 +18,7 @@ from fasttcm.formats.dota import (
     task1_template,
     write_task1_dir,
 )
-from conftest import load_tool
+from conftest import REPO, load_tool
 from fasttcm.evaluation.dota_eval import evaluate_files, load_ground_truth
 
 
@@ -204,7 +204,7 @@ def test_merge_help_names_the_devkit_scripts():
     import subprocess
     import sys
 
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    repo = str(REPO)
     r = subprocess.run([sys.executable, os.path.join(repo, "tools", "dota_merge.py"), "--help"], capture_output=True,
                        text=True, env=dict(os.environ, PYTHONPATH=repo), cwd=repo)
     assert r.returncode == 0

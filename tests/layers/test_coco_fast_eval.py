@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-import fasttcm  # noqa: F401  (supplies detectron2._C when detectron2 has no compiled ops)
+import fasttcm.layers  # noqa: F401  (supplies detectron2._C when detectron2 has no compiled ops)
 
-d2_C = pytest.importorskip("detectron2._C")
+import detectron2._C as d2_C  # noqa: E402  (fasttcm.layers above supplies it when not compiled)
 from detectron2.evaluation.fast_eval_api import COCOeval_opt  # noqa: E402
 from pycocotools import mask as mask_util  # noqa: E402
 from pycocotools.coco import COCO  # noqa: E402

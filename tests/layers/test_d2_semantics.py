@@ -8,10 +8,10 @@ import pytest
 import torch
 import torchvision
 
-import fasttcm  # noqa: F401  (supplies detectron2._C when detectron2 has no compiled ops)
+import fasttcm.layers  # noqa: F401  (supplies detectron2._C when detectron2 has no compiled ops)
 from fasttcm.layers import _C, batched_nms_rotated, box_iou_rotated, nms_rotated, roi_align_rotated
 
-pytest.importorskip("detectron2._C")
+import detectron2._C  # noqa: E402,F401  (fasttcm.layers above supplies it when not compiled)
 
 
 # --- row: rotated IoU ties ---------------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ detectron2._C) and a compiled detectron2 main (ops under torch.ops.detectron2). 
 import importlib.util
 import sys
 import types
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,7 +11,7 @@ import torch
 import fasttcm  # noqa: F401
 from fasttcm.layers import _C
 
-REPO = Path(__file__).resolve().parents[2]
+from conftest import REPO
 _spec = importlib.util.spec_from_file_location("benchmark_ops_under_test", REPO / "tools" / "benchmark_ops.py")
 bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from conftest import REPO
 HEAVY = ("torch", "torchvision", "detectron2", "cv2")
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from conftest import REPO
 SCRIPT = REPO / "tools" / "install_detectron2.py"
 
 _spec = importlib.util.spec_from_file_location("install_detectron2_under_test", SCRIPT)

@@ -1,5 +1,4 @@
 """Splitting DOTA images into patches and merging patch results back (docs/PROTOCOLS.md §4), on the real samples."""
-import importlib.util
 import json
 import os
 import shutil
@@ -25,14 +24,11 @@ from fasttcm.data.dota.split import (
     split_dataset,
 )
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import load_tool
 
 
 def _tool(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "tools", f"{name}.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool(name)
 
 
 def _src(tmp_path, shared_data, names=("P0706",), labels=True):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO
 
 
 # ------------------------------------------------------------------------------------------- evaluators --

@@ -4,7 +4,6 @@ import logging
 import os
 import pickle
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ from torch import nn
 
 from fasttcm.checkpoint import CheckpointError, FastTCMCheckpointer, read_checkpoint_file
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO
 
 
 class _Net(nn.Module):

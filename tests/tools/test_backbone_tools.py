@@ -1,16 +1,11 @@
 """Smoke test of tools/benchmark_backbone.py on the tiny CLIP (no timing assertions)."""
-import importlib.util
-import pathlib
 import re
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from conftest import load_tool
 
 
 def _tool(name):
-    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool(name)
 
 
 def test_benchmark_prints_table_and_summary_line(capsys):

@@ -130,13 +130,9 @@ def test_torchscript_archive_like_openai_rn50_pt(tiny, tmp_path):
 
 
 def test_converter_round_trip(tiny, tmp_path):
-    import importlib.util
-    import pathlib
+    from conftest import load_tool
 
-    spec = importlib.util.spec_from_file_location(
-        "convert_clip_weights", pathlib.Path(__file__).resolve().parents[1] / "tools" / "convert_clip_weights.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool("convert_clip_weights")
     src = tmp_path / "src.pt"
     torch.save({**tiny.state_dict(), **OPENAI_META}, src)
     out = tmp_path / "converted.pth"

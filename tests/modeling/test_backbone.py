@@ -1,7 +1,5 @@
 """FastTCMBackbone and its FPN: modes, shapes, gradients, the offline text branch, errors."""
-import importlib.util
 import logging
-import pathlib
 
 import pytest
 import torch
@@ -21,7 +19,7 @@ from fasttcm.modeling.backbone import (
 )
 from fasttcm.modeling.clip import CLIP_PIXEL_MEAN, CLIPTextEncoder
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from conftest import load_tool
 TINY_OPTS = ["MODEL.FASTTCM.CLIP.NAME", "tiny-test", "MODEL.FASTTCM.DECODER_WIDTH", 32,
              "MODEL.FASTTCM.DECODER_LAYERS", 2, "MODEL.FASTTCM.DECODER_HEADS", 4]
 
@@ -212,10 +210,7 @@ def test_cached_and_uncached_outputs_agree():
 
 
 def _export_tool():
-    spec = importlib.util.spec_from_file_location("export_text_embeddings", REPO / "tools" / "export_text_embeddings.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
+    return load_tool("export_text_embeddings")
 
 
 def test_offline_text_embeddings_skip_text_encoder_and_match(tmp_path):

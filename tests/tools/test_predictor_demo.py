@@ -1,6 +1,5 @@
 """FastTCMPredictor (whole images and tiled aerial images) and tools/demo.py's pictures and JSON."""
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -13,7 +12,7 @@ from fasttcm.engine import load_config
 from fasttcm.predictor import FastTCMPredictor
 from fasttcm.utils.demo import main as demo_main
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO
 AERIAL = str(REPO / "configs/quickstart/fasttcm_synthaerial_cpu.yaml")
 TEXT = str(REPO / "configs/quickstart/fasttcm_synthtext_cpu.yaml")
 

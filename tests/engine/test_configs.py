@@ -1,13 +1,13 @@
 """Every shipped YAML config loads through fasttcm's safe loader and names registered datasets."""
-from pathlib import Path
 
 import pytest
 from detectron2.data import DatasetCatalog
 
 import fasttcm.engine  # noqa: F401  (registers fasttcm's config keys, datasets and models)
+from conftest import REPO
 from fasttcm.engine import load_config
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml"))
+CONFIGS = sorted((REPO / "configs").rglob("*.yaml"))
 
 
 def test_configs_exist():
@@ -102,7 +102,7 @@ def test_train_net_reports_a_broken_config_in_one_line(tmp_path):
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("SOLVER:\n  BASE_LR: [\n")
-    repo = Path(__file__).resolve().parents[1]
+    repo = REPO
     proc = subprocess.run([sys.executable, "tools/train_net.py", "--config-file", str(bad)], cwd=repo,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0

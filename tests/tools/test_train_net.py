@@ -2,11 +2,10 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO
 CFG = "configs/quickstart/fasttcm_synthtext_cpu.yaml"
 COMMON = ["SOLVER.IMS_PER_BATCH", "4", "SOLVER.WARMUP_ITERS", "5", "SOLVER.STEPS", "()", "SOLVER.CHECKPOINT_PERIOD",
           "20", "DATALOADER.NUM_WORKERS", "0", "SOLVER.BASE_LR", "0.003"]

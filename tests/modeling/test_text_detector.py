@@ -188,7 +188,6 @@ def test_pad_db_targets_and_score_map_targets():
 
 
 def test_score_map_loss_with_fasttcm_tiny_backbone(tmp_path):
-    pytest.importorskip("fasttcm.modeling.backbone")
     torch.manual_seed(0)
     cfg = tiny_cfg("fasttcm")
     cfg.TEST.FASTTCM.RETURN_MAPS = True
@@ -228,7 +227,6 @@ def test_score_map_loss_with_fasttcm_tiny_backbone(tmp_path):
 
 
 def test_baseline_mode_has_no_score_map_loss(tmp_path):
-    pytest.importorskip("fasttcm.modeling.backbone")
     torch.manual_seed(0)
     cfg = tiny_cfg("baseline")
     model = build_model(cfg)
