@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 class RotatedDatasetMapper:
     """Read the image, augment image and rotated boxes together, and build ``Instances``.
 
-    Output dict: ``image`` (3, H, W) float32 tensor in ``image_format``, ``height``/``width`` of the original
+    Output dict: ``image`` (3, H, W) uint8 tensor in ``image_format`` (0-255), ``height``/``width`` of the original
     image, and in training ``instances`` with ``gt_boxes`` (``RotatedBoxes``, pixels of the augmented image) and
     ``gt_classes`` (int64).
     """
